@@ -1,0 +1,1 @@
+# boot/module.mk - see the top of Makefile for what these variables mean.

@@ -1,0 +1,1 @@
+# drivers/module.mk - see the top of Makefile for what these variables mean.

@@ -1,0 +1,1 @@
+# mm/module.mk - see the top of Makefile for what these variables mean.

@@ -1,0 +1,37 @@
+/* host_support.c - fake clock and klog capture for host unit tests. */
+#include <stdio.h>
+#include <string.h>
+#include "host_support.h"
+#include "kclock.h"
+
+#define KEEP 64
+
+static uint64_t now_ns;
+static char lines[KEEP][256];
+static unsigned count;
+int host_klog_echo;
+
+uint64_t clock_ns(void) { return now_ns; }
+void host_clock_set(uint64_t ns) { now_ns = ns; }
+void host_clock_advance(uint64_t ns) { now_ns += ns; }
+
+void klog_sink(const char *line)
+{
+	snprintf(lines[count % KEEP], sizeof lines[0], "%s", line);
+	count++;
+	if (host_klog_echo)
+		fprintf(stderr, "klog: %s\n", line);
+}
+
+void host_klog_reset(void) { count = 0; }
+unsigned host_klog_count(void) { return count; }
+const char *host_klog_last(void) { return count ? lines[(count - 1) % KEEP] : ""; }
+
+int host_klog_contains(const char *needle)
+{
+	unsigned first = count > KEEP ? count - KEEP : 0;
+	for (unsigned i = first; i < count; i++)
+		if (strstr(lines[i % KEEP], needle))
+			return 1;
+	return 0;
+}
