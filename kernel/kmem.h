@@ -1,0 +1,31 @@
+/*
+ * kmem.h - the kernel-wide memory seam every driver uses.
+ *
+ * Until mm/ owns page tables, kernel/early_mem.c implements these on the
+ * loader's tables (direct map at BOOT_HHDM_BASE, a bss pool for DMA). mm/
+ * replaces that file with real implementations; callers do not change.
+ */
+#ifndef KERNEL_KMEM_H
+#define KERNEL_KMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PAGE_SIZE  4096ull
+#define PAGE_SHIFT 12
+#define BLOCK_SIZE (2ull << 20)   /* 2 MiB: the unit the balloon works in */
+
+/* Direct map: every physical address below boot_info.max_phys. */
+void *phys_to_virt(uint64_t pa);
+/* Physical address of a direct-map or kernel-image address; ~0 if neither. */
+uint64_t virt_to_phys(const void *va);
+
+/* Map device memory uncached; NULL (and one log line) if it cannot be mapped. */
+void *mmio_map(uint64_t pa, uint64_t len);
+
+/* Zeroed, physically contiguous, page-aligned, never moved: rings, buffers the
+ * device reads. NULL when out of memory. */
+void *dma_alloc_pages(size_t pages, uint64_t *pa);
+void dma_free_pages(void *va, size_t pages);
+
+#endif
