@@ -4,7 +4,7 @@
  *
  * Logic modules (mm/, drivers/virtq.c, drivers/balloon*.c) never include this
  * file; they reach hardware through ops structs, so they compile on the host
- * for cmocka. Only thin shells (drivers/*_hw.c, kernel/) include it.
+ * for cmocka. Only thin shells (drivers/ shells and kernel/) include it.
  */
 #ifndef HW_IO_H
 #define HW_IO_H

@@ -1,0 +1,53 @@
+/*
+ * early_mem.c - kernel/kmem.h on the loader's page tables, until mm/ takes
+ * over: the loader maps all of [0, max_phys) at BOOT_HHDM_BASE, and DMA
+ * memory comes from a pool in .bss (physically contiguous: the loader loads
+ * the kernel image into one run).
+ */
+#include <string.h>
+#include "boot_info.h"
+#include "kernel/boot.h"
+#include "kernel/kmem.h"
+#include "klog.h"
+
+extern char __kernel_start[], __kernel_end[];
+
+void *phys_to_virt(uint64_t pa) { return (void *)(pa + BOOT_HHDM_BASE); }
+
+uint64_t virt_to_phys(const void *va)
+{
+	uint64_t v = (uint64_t)va;
+	const struct boot_info *bi = boot_info_get();
+	if (bi && v >= bi->kernel_virt && v < bi->kernel_virt + bi->kernel_size)
+		return v - bi->kernel_virt + bi->kernel_phys;
+	if (v >= BOOT_HHDM_BASE && bi && v - BOOT_HHDM_BASE < bi->max_phys)
+		return v - BOOT_HHDM_BASE;
+	return ~0ull;
+}
+
+void *mmio_map(uint64_t pa, uint64_t len)
+{
+	const struct boot_info *bi = boot_info_get();
+	if (!bi || pa + len > bi->max_phys) {
+		klog("mmio: %#lx+%#lx is outside the loader's map", pa, len);
+		return NULL;
+	}
+	return phys_to_virt(pa);
+}
+
+#define DMA_POOL_PAGES 256
+static uint8_t dma_pool[DMA_POOL_PAGES * PAGE_SIZE] __attribute__((aligned(4096)));
+static size_t dma_used;
+
+void *dma_alloc_pages(size_t pages, uint64_t *pa)
+{
+	if (pages > DMA_POOL_PAGES - dma_used)
+		return NULL;
+	void *va = dma_pool + dma_used * PAGE_SIZE;
+	dma_used += pages;
+	memset(va, 0, pages * PAGE_SIZE);
+	*pa = virt_to_phys(va);
+	return va;
+}
+
+void dma_free_pages(void *va, size_t pages) { /* early pool: never reused */ }

@@ -1,0 +1,136 @@
+/*
+ * main.c - from the loader's jump to the work loop.
+ *
+ * Order matters: the console first (so everything after can complain), our
+ * own descriptor tables next (the loader's live in memory mm/ will reclaim),
+ * then a private copy of boot_info, the clock, the command line, and the
+ * modules' initcalls by level. After that the kernel is "ready": it either runs
+ * the self-tests and powers off, or serves the console and the pollers forever.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "boot_info.h"
+#include "hw/io.h"
+#include "kclock.h"
+#include "kernel/arch.h"
+#include "kernel/boot.h"
+#include "kernel/cmdline.h"
+#include "kernel/console.h"
+#include "kernel/initcall.h"
+#include "kernel/panic.h"
+#include "kernel/power.h"
+#include "kernel/time.h"
+#include "klog.h"
+
+#define KERNEL_VERSION "0.1"
+
+extern const struct initcall __start_initcalls[], __stop_initcalls[];
+extern const struct poller __start_pollers[], __stop_pollers[];
+extern int selftest_mode;
+void selftest_run(void);
+
+int cmdline_error_count;
+uint64_t boot_ready_ns_after_exit;   /* for the bench and `uptime` */
+
+static void report_cmdline(const char *line) { klog("%s", line); }
+
+static void print_banner(const struct boot_info *bi)
+{
+	uint64_t by_type[BOOT_MEM_TYPE_COUNT] = { 0 };
+	for (uint32_t i = 0; i < bi->mmap_count; i++)
+		by_type[bi->mmap[i].type] += bi->mmap[i].pages * 4096;
+	printf("\nballoon-os %s: x86-64 unikernel with a 2 MiB-block virtio balloon\n", KERNEL_VERSION);
+	printf("memory: %lu MiB usable, %u regions (", boot_info_usable_bytes(bi) >> 20, bi->mmap_count);
+	const char *sep = "";
+	for (uint32_t t = 1; t < BOOT_MEM_TYPE_COUNT; t++) {
+		if (!by_type[t] || t == BOOT_MEM_MMIO)
+			continue;
+		printf("%s%s %lu KiB", sep, boot_mem_type_name(t), by_type[t] >> 10);
+		sep = ", ";
+	}
+	printf(")\n");
+	printf("kernel: %lu KiB at phys %#lx; TSC %lu MHz; ACPI RSDP %#lx\n",
+	       bi->kernel_size >> 10, bi->kernel_phys, time_tsc_hz() / 1000000, bi->acpi_rsdp);
+	static const char *const src[] = { "none", "cmdline.txt", "fw_cfg" };
+	printf("cmdline (%s): '%s'\n", bi->cmdline_source < 3 ? src[bi->cmdline_source] : "?", bi->cmdline);
+}
+
+static void run_initcalls(void)
+{
+	for (int level = INIT_MM; level <= INIT_APP; level++)
+		for (const struct initcall *c = __start_initcalls; c < __stop_initcalls; c++)
+			if (c->level == level) {
+				int rc = c->fn();
+				if (rc)
+					klog("init: %s failed (%d)", c->name, rc);
+			}
+}
+
+static void __attribute__((noreturn)) work_loop(void)
+{
+	printf("> ");
+	fflush(stdout);
+	for (;;) {
+		uint64_t now = clock_ns();
+		for (const struct poller *p = __start_pollers; p < __stop_pollers; p++)
+			p->fn(now);
+		fflush(stdout);
+		/* sti;hlt is atomic: an interrupt between them still wakes the hlt. */
+		__asm__ __volatile__("sti; hlt" ::: "memory");
+	}
+}
+
+void kmain(const struct boot_info *bi_loader)
+{
+	console_init();
+	arch_init();
+	const char *why;
+	if (boot_info_save(bi_loader, &why)) {
+		console_write_raw("\nballoon-os: cannot start: boot_info from the loader is unusable: ");
+		console_write_raw(why);
+		console_write_raw("\n");
+		power_off(0);
+	}
+	const struct boot_info *bi = boot_info_get();
+	time_init(bi->tsc_hz);
+
+	cmdline_error_count = cmdline_parse(bi->cmdline, __start_cmdline_opts,
+	                                    (size_t)(__stop_cmdline_opts - __start_cmdline_opts),
+	                                    report_cmdline);
+	print_banner(bi);
+	if (cmdline_error_count)
+		printf("cmdline: %d error%s above; those options keep their defaults\n",
+		       cmdline_error_count, cmdline_error_count == 1 ? "" : "s");
+
+	run_initcalls();
+	irq_enable();
+
+	uint64_t hz = time_tsc_hz();
+	boot_ready_ns_after_exit = (uint64_t)(((unsigned __int128)(rdtsc() - bi->tsc_exit_boot) * 1000000000u) / hz);
+	uint64_t loader_ns = bi->tsc_exit_boot > bi->tsc_loader_entry ?
+		(uint64_t)(((unsigned __int128)(bi->tsc_exit_boot - bi->tsc_loader_entry) * 1000000000u) / hz) : 0;
+	printf("boot: ready %lu us after ExitBootServices (loader ran %lu us)\n",
+	       boot_ready_ns_after_exit / 1000, loader_ns / 1000);
+
+	if (selftest_mode)
+		selftest_run();
+	work_loop();
+}
+
+static int cmd_uptime(int argc, char **argv)
+{
+	uint64_t ns = clock_ns();
+	printf("up %lu.%03lu s, %lu timer ticks\n", ns / NS_PER_S, ns % NS_PER_S / NS_PER_MS, timer_ticks());
+	return 0;
+}
+CONSOLE_CMD("uptime", "time since boot", cmd_uptime);
+
+static int cmd_poweroff(int argc, char **argv)
+{
+	printf("powering off\n");
+	power_off(1);
+}
+CONSOLE_CMD("poweroff", "power the machine off", cmd_poweroff);
+
+static int timer_initcall(void) { return lapic_timer_init(1000); }
+INITCALL(INIT_ARCH, timer_initcall);

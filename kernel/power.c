@@ -1,0 +1,45 @@
+/* power.c - see power.h. */
+#include <stdint.h>
+#include "boot_info.h"
+#include "hw/io.h"
+#include "kernel/boot.h"
+#include "kernel/console.h"
+#include "kernel/kmem.h"
+#include "kernel/power.h"
+
+#define ISA_DEBUG_EXIT_PORT 0xf4
+#define EFI_RESET_SHUTDOWN 2
+/* EFI_RUNTIME_SERVICES: 24-byte header, then 10 function pointers before ResetSystem. */
+#define EFI_RT_RESET_SYSTEM_OFFSET (24 + 10 * 8)
+
+typedef void (__attribute__((ms_abi)) *efi_reset_system_fn)(int type, uint64_t status,
+                                                            uint64_t size, void *data);
+
+void power_off(int pass)
+{
+	irq_disable();
+	outl(ISA_DEBUG_EXIT_PORT, pass ? EXIT_CODE_PASS : EXIT_CODE_FAIL);
+
+	/* Still here: no debug-exit device. Runtime services stay identity mapped. */
+	const struct boot_info *bi = boot_info_get();
+	if (bi && bi->efi_runtime) {
+		const uint8_t *rt = phys_to_virt(bi->efi_runtime);
+		efi_reset_system_fn reset = *(efi_reset_system_fn const *)(rt + EFI_RT_RESET_SYSTEM_OFFSET);
+		if (reset)
+			reset(EFI_RESET_SHUTDOWN, pass ? 0 : 1, 0, 0);
+	}
+	console_write_raw("power: no way to power off; halted\n");
+	for (;;)
+		cpu_halt();
+}
+
+void power_fail_stop(void)
+{
+	extern int selftest_mode;
+	if (selftest_mode)
+		power_off(0);
+	for (;;) {
+		irq_disable();
+		cpu_halt();
+	}
+}
