@@ -136,7 +136,7 @@ $(BUILD)/esp.img: $(BUILD)/BOOTX64.EFI $(BUILD)/kernel.stripped
 $(IMAGE): $(BUILD)/esp.img
 	@echo "  IMAGE   $@"
 	$(Q)rm -f $@ && truncate -s $$(( ($(ESP_MIB) + 2) * 1024 * 1024 )) $@
-	$(Q)sgdisk -q -o -n 1:2048:+$(ESP_MIB)M -t 1:ef00 -c 1:"EFI system" $@ > /dev/null
+	$(Q)sgdisk -o -n 1:2048:+$(ESP_MIB)M -t 1:ef00 -c 1:"EFI system" $@ > /dev/null
 	$(Q)dd if=$(BUILD)/esp.img of=$@ bs=1M seek=1 conv=notrunc status=none
 
 image: $(IMAGE)

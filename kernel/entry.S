@@ -21,8 +21,7 @@ _start:
 	mov	%rax, %cr4
 	fninit
 
-	push	%rbp			/* keep rsp 16-byte aligned at the call */
-	call	kmain
+	call	kmain			/* rsp is 16-byte aligned here, as the ABI wants */
 1:	cli
 	hlt
 	jmp	1b

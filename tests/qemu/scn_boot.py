@@ -1,0 +1,103 @@
+"""scn_boot.py - boot scenarios of the foundation: the self-test verdict, a
+deliberately failing test, the interactive console, and the clear errors for
+a missing or corrupt kernel and a bad command line."""
+import re
+
+from qemu import EXIT_FAIL, EXIT_PASS, image_variant
+from scenarios import check, scenario
+
+VERDICT = r"selftest: (\d+) passed, (\d+) failed"
+
+
+def run_selftests(ctx, vm, expect_exit, timeout=240):
+    """Boot to the guest's verdict; record every in-guest test as a result."""
+    with vm:
+        m, idx, _ = vm.wait_for(VERDICT, timeout)
+        status = vm.wait_exit(30)
+        for _, line in vm.lines[:idx]:
+            t = re.match(r"selftest: (PASS|FAIL) (\S+)", line)
+            if t:
+                ctx.result(t.group(1) == "PASS" or expect_exit == EXIT_FAIL, f"guest/{ctx.name}/{t.group(2)}")
+        passed, failed = int(m.group(1)), int(m.group(2))
+        check(status in (EXIT_PASS, EXIT_FAIL), f"QEMU exit status {status}: the guest gave no verdict")
+        # The guest's own line and its exit status must agree.
+        check((status == EXIT_PASS) == (failed == 0 and passed > 0),
+              f"verdict line says {passed} passed, {failed} failed but exit status is {status}")
+        check(status == expect_exit, f"exit status {status}, expected {expect_exit}\n{vm.tail()}")
+        return vm, passed, failed
+
+
+@scenario("selftest_fwcfg")
+def selftest_fwcfg(ctx):
+    """The self-test boot, command line from QEMU's fw_cfg: every default test passes."""
+    vm, passed, failed = run_selftests(ctx, ctx.vm(cmdline="selftest", mem_mb=512), EXIT_PASS)
+    check(passed >= 5 and failed == 0, f"{passed} passed, {failed} failed")
+    vm.wait_for(r"cmdline \(fw_cfg\): 'selftest'", 1)
+
+
+@scenario("selftest_cmdline_txt")
+def selftest_cmdline_txt(ctx):
+    """The command line from cmdline.txt on the boot volume (no fw_cfg)."""
+    img = image_variant(ctx.build, ctx.image, ctx.name, add={"cmdline.txt": b"selftest selftest.tests=core_malloc\n"})
+    vm, passed, failed = run_selftests(ctx, ctx.vm(image=img, mem_mb=256), EXIT_PASS)
+    check(passed == 1 and failed == 0, f"{passed} passed, {failed} failed: only core_malloc was asked for")
+    vm.wait_for(r"cmdline \(cmdline.txt\): 'selftest selftest.tests=core_malloc'", 1)
+
+
+@scenario("selftest_catches_failure")
+def selftest_catches_failure(ctx):
+    """The deliberately failing test makes the verdict fail, the others still run."""
+    vm, passed, failed = run_selftests(
+        ctx, ctx.vm(cmdline="selftest selftest.tests=default,deliberate_fail", mem_mb=256), EXIT_FAIL)
+    check(failed == 1 and passed >= 5, f"{passed} passed, {failed} failed")
+    vm.wait_for(r"selftest: FAIL deliberate_fail", 1)
+    vm.wait_for(r"fails on purpose", 1)
+
+
+@scenario("bad_cmdline")
+def bad_cmdline(ctx):
+    """Unknown options and malformed values: one clear line each, defaults kept,
+    the kernel still boots, and a self-test boot does not claim success."""
+    vm, passed, failed = run_selftests(
+        ctx, ctx.vm(cmdline="selftest bogus.option=1 selftest.tests=core_malloc,nosuchtest", mem_mb=256), EXIT_FAIL)
+    vm.wait_for(r"cmdline: unknown option 'bogus.option'; ignored", 1)
+    vm.wait_for(r"selftest: FAIL nosuchtest \(no test by that name\)", 1)
+    vm.wait_for(r"selftest: FAIL cmdline \(1 error on the command line", 1)
+    vm.wait_for(r"selftest: PASS core_malloc", 1)
+
+
+@scenario("missing_kernel")
+def missing_kernel(ctx):
+    """No kernel.elf on the volume: the loader says so and returns to the firmware."""
+    img = image_variant(ctx.build, ctx.image, ctx.name, remove=["kernel.elf"])
+    with ctx.vm(image=img, mem_mb=256) as vm:
+        vm.wait_for(r"loader: cannot open \\kernel\.elf", 60)
+        # The firmware's own line proves the loader returned instead of hanging.
+        vm.wait_for(r"BdsDxe: failed to start Boot0001", 30)
+
+
+@scenario("corrupt_kernel")
+def corrupt_kernel(ctx):
+    """A kernel.elf that is not a valid kernel: the loader names the reason."""
+    with open(ctx.image.replace("balloon.img", "kernel.stripped"), "rb") as f:
+        elf = bytearray(f.read())
+    elf[18] = 0x28   # e_machine: ARM
+    img = image_variant(ctx.build, ctx.image, ctx.name, add={"kernel.elf": bytes(elf)})
+    with ctx.vm(image=img, mem_mb=256) as vm:
+        vm.wait_for(r"loader: \\kernel\.elf is not a valid kernel: .*x86-64", 60)
+        vm.wait_for(r"BdsDxe: failed to start Boot0001", 30)
+
+
+@scenario("interactive_console")
+def interactive_console(ctx):
+    """`make run`'s mode: banner with the memory summary, a prompt, commands answered."""
+    with ctx.vm(mem_mb=512) as vm:
+        m, _, _ = vm.wait_for(r"memory: (\d+) MiB usable", 120)
+        check(400 < int(m.group(1)) <= 512, f"{m.group(1)} MiB usable of a 512 MiB guest")
+        _, idx, _ = vm.wait_for(r"boot: ready", 30)
+        vm.send("uptime")
+        vm.wait_for(r"up \d+\.\d+ s, \d+ timer ticks", 20, start=idx)
+        vm.send("frobnicate")
+        vm.wait_for(r"unknown command 'frobnicate' \(try 'help'\)", 20, start=idx)
+        vm.send("poweroff")
+        check(vm.wait_exit(30) == EXIT_PASS, "poweroff did not end QEMU with the pass status")
