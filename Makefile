@@ -23,13 +23,24 @@ DEBIAN_PKGS := gnu-efi ovmf qemu-system-x86 newlib-source libcmocka-dev mtools \
                libclang-rt-14-dev valgrind
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all image run test unit qemu-test bench deps clean distclean fuzz soak
+.PHONY: all image run test unit qemu-test bench deps deps-check clean distclean fuzz soak
 
 all: image
 
 deps:
 	$(SUDO) apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(DEBIAN_PKGS)
+
+# One file per package we cannot build without. Every build step depends on
+# this check (order-only), so `make run` / `make test` on a fresh machine
+# install what is missing first instead of failing half-way.
+DEPS_FILES := /usr/lib/crt0-efi-x86_64.o /usr/share/OVMF/OVMF_CODE_4M.fd \
+              /usr/bin/qemu-system-x86_64 /usr/src/newlib/newlib-3.3.0.tar.xz \
+              /usr/include/cmocka.h /usr/bin/mcopy /usr/sbin/mkfs.fat /usr/sbin/sgdisk \
+              /usr/bin/python3 /usr/bin/clang-14
+deps-check:
+	@missing=; for f in $(DEPS_FILES); do [ -e $$f ] || missing="$$missing $$f"; done; \
+	if [ -n "$$missing" ]; then echo "missing:$$missing; running 'make deps'"; $(MAKE) --no-print-directory deps; fi
 
 # ---------------------------------------------------------------- newlib
 # Debian ships newlib only as a source tarball; build it once for a
@@ -43,7 +54,7 @@ NEWLIB_INC     := $(NEWLIB_PREFIX)/x86_64-elf/include
 NEWLIB_CFLAGS  := -O2 -ffreestanding -fno-stack-protector -fno-pic -fno-pie \
                   -mno-red-zone -mcmodel=kernel -fno-omit-frame-pointer
 
-$(NEWLIB_LIBC):
+$(NEWLIB_LIBC): | deps-check
 	@test -f $(NEWLIB_TARBALL) || { echo "error: $(NEWLIB_TARBALL) missing: run 'make deps'"; exit 1; }
 	@echo "  NEWLIB  (once, ~1 min)"
 	$(Q)rm -rf $(NEWLIB_DIR) && mkdir -p $(NEWLIB_DIR)/bin $(NEWLIB_DIR)/obj
@@ -78,7 +89,7 @@ EFI_LDS    := /usr/lib/elf_x86_64_efi.lds
 EFI_CRT0   := /usr/lib/crt0-efi-x86_64.o
 LOADER_OBJS := $(patsubst %.c,$(BUILD)/efi/%.o,$(LOADER_SRCS))
 
-$(BUILD)/efi/%.o: %.c
+$(BUILD)/efi/%.o: %.c | deps-check
 	@mkdir -p $(dir $@)
 	@echo "  EFICC   $<"
 	$(Q)gcc $(EFI_CFLAGS) -MMD -MP -c $< -o $@
@@ -124,7 +135,7 @@ ESP_MIB  := 16
 IMAGE    := $(BUILD)/balloon.img
 CMDLINE_DEFAULT ?=
 
-$(BUILD)/esp.img: $(BUILD)/BOOTX64.EFI $(BUILD)/kernel.stripped
+$(BUILD)/esp.img: $(BUILD)/BOOTX64.EFI $(BUILD)/kernel.stripped | deps-check
 	@echo "  ESP     $@"
 	$(Q)rm -f $@ && mkfs.fat -C -F 16 -n BALLOON $@ $$(( $(ESP_MIB) * 1024 )) > /dev/null
 	$(Q)mmd -i $@ ::/EFI ::/EFI/BOOT
@@ -166,7 +177,7 @@ HOST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Wno-unused-parameter -fno-omit-f
 HOST_SUPPORT := tests/unit/host_support.c kernel/klog.c
 
 define unit_rule
-$(BUILD)/unit/$(1): $$($(1)_SRCS) $(HOST_SUPPORT) $$(wildcard include/*.h mm/*.h drivers/*.h kernel/*.h boot/*.h tests/unit/*.h)
+$(BUILD)/unit/$(1): $$($(1)_SRCS) $(HOST_SUPPORT) $$(wildcard include/*.h mm/*.h drivers/*.h kernel/*.h boot/*.h tests/unit/*.h) | deps-check
 	@mkdir -p $$(dir $$@)
 	@echo "  HOSTCC  $$@"
 	$$(Q)$$(HOST_CC) $$(HOST_CFLAGS) $$($(1)_SRCS) $(HOST_SUPPORT) -lcmocka -o $$@
