@@ -83,3 +83,12 @@ SELFTEST_OPT(deliberate_fail)
 {
 	ST_FAIL("this test fails on purpose (selftest.tests=...,deliberate_fail)");
 }
+
+/* Off by default: ends the boot with a page-fault panic, so the harness can
+ * check the panic report (vector, CR2, registers, backtrace) and the verdict. */
+SELFTEST_OPT(panic_pagefault)
+{
+	volatile uint64_t *bad = (volatile uint64_t *)0xffff9ffffdead000ull;  /* unmapped */
+	*bad = 1;
+	ST_FAIL("write to an unmapped address did not fault");
+}

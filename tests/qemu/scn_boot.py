@@ -101,3 +101,26 @@ def interactive_console(ctx):
         vm.wait_for(r"unknown command 'frobnicate' \(try 'help'\)", 20, start=idx)
         vm.send("poweroff")
         check(vm.wait_exit(30) == EXIT_PASS, "poweroff did not end QEMU with the pass status")
+
+
+@scenario("panic_report")
+def panic_report(ctx):
+    """A page fault in the kernel: the panic names the exception, the faulting
+    address and registers, prints a backtrace, and the boot ends failing."""
+    with ctx.vm(cmdline="selftest selftest.tests=panic_pagefault", mem_mb=256) as vm:
+        _, idx, _ = vm.wait_for(r"PANIC: CPU exception 14 \(page fault\)", 120)
+        vm.wait_for(r"CR2 ffff9ffffdead000", 5, start=idx)
+        vm.wait_for(r"RAX [0-9a-f]{16}", 5, start=idx)
+        vm.wait_for(r"page fault: not-present write to address ffff9ffffdead000", 5, start=idx)
+        m, _, _ = vm.wait_for(r"^\s+(ffffffff8[0-9a-f]{7})$", 5, start=idx)
+        check(vm.wait_exit(30) == EXIT_FAIL, "a panic in self-test mode must end with the fail status")
+
+
+@scenario("poweroff_uefi")
+def poweroff_uefi(ctx):
+    """Without QEMU's isa-debug-exit device the kernel powers off through UEFI
+    ResetSystem (QEMU then exits 0 on its own)."""
+    with ctx.vm(cmdline="selftest selftest.tests=core_malloc", mem_mb=256, debug_exit=False) as vm:
+        vm.wait_for(VERDICT, 120)
+        status = vm.wait_exit(30)
+        check(status == 0, f"QEMU exit status {status}: the guest did not power off")
