@@ -9,15 +9,17 @@ has no python3-qemu.qmp).
 Guest exit codes through isa-debug-exit (kernel/power.h): 33 pass, 35 fail.
 Every wait is bounded; a timeout raises TimeoutError with the tail of the log.
 """
-import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
+import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+from qmp import QMP  # noqa: E402
 
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
@@ -43,55 +45,6 @@ def image_variant(build, image, name, remove=(), add=None):
         finally:
             os.unlink(tmp.name)
     return out
-
-
-class QMP:
-    """Minimal QMP client: one JSON object per line over a unix socket."""
-
-    def __init__(self, path, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"QMP socket {path} did not appear")
-                time.sleep(0.05)
-        self.sock.settimeout(timeout)
-        self.buf = b""
-        self.events = []
-        self._read()                      # greeting
-        self.execute("qmp_capabilities")
-
-    def _read(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("QMP connection closed")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def execute(self, cmd, args=None):
-        """Run a command; returns "return", raises RuntimeError on "error"."""
-        msg = {"execute": cmd}
-        if args is not None:
-            msg["arguments"] = args
-        self.sock.sendall(json.dumps(msg).encode() + b"\n")
-        while True:
-            r = self._read()
-            if "event" in r:
-                self.events.append(r)
-            elif "error" in r:
-                raise RuntimeError(f"QMP {cmd}: {r['error'].get('desc', r['error'])}")
-            elif "return" in r:
-                return r["return"]
-
-    def close(self):
-        self.sock.close()
 
 
 class Qemu:
