@@ -4,6 +4,7 @@
  * memory comes from a pool in .bss (physically contiguous: the loader loads
  * the kernel image into one run).
  */
+#include <stdlib.h>
 #include <string.h>
 #include "boot_info.h"
 #include "kernel/boot.h"
@@ -51,3 +52,17 @@ void *dma_alloc_pages(size_t pages, uint64_t *pa)
 }
 
 void dma_free_pages(void *va, size_t pages) { /* early pool: never reused */ }
+
+/* Early: from the newlib heap, page aligned. Functional, not movable. */
+void *kmem_anon_map(size_t bytes)
+{
+	if (bytes == 0)
+		return NULL;
+	bytes = (bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	void *p = memalign(PAGE_SIZE, bytes);
+	if (p)
+		memset(p, 0, bytes);
+	return p;
+}
+
+void kmem_anon_unmap(void *va, size_t bytes) { free(va); }

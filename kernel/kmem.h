@@ -28,4 +28,13 @@ void *mmio_map(uint64_t pa, uint64_t len);
 void *dma_alloc_pages(size_t pages, uint64_t *pa);
 void dma_free_pages(void *va, size_t pages);
 
+/* Anonymous movable memory for applications (like mmap(MAP_ANONYMOUS)):
+ * page-granular, zeroed, backed by movable frames the compactor may move, and
+ * given back to the frame allocator by kmem_anon_unmap(), wherever it lies.
+ * NULL when memory is short even after the allocator's OOM notifiers ran
+ * (deflate-on-OOM). newlib's heap cannot return memory from its middle;
+ * workloads that come and go use this. */
+void *kmem_anon_map(size_t bytes);
+void kmem_anon_unmap(void *va, size_t bytes);
+
 #endif
