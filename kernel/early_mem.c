@@ -4,6 +4,7 @@
  * memory comes from a pool in .bss (physically contiguous: the loader loads
  * the kernel image into one run).
  */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include "boot_info.h"
