@@ -78,7 +78,7 @@ $(NEWLIB_LIBC): | deps-check
 KERNEL_SRCS :=
 UNIT_TESTS  :=
 BENCH_HOST  :=
-include boot/module.mk kernel/module.mk mm/module.mk drivers/module.mk tests/module.mk
+include boot/module.mk kernel/module.mk mm/module.mk drivers/module.mk app/module.mk tests/module.mk
 
 # ---------------------------------------------------------------- loader (GNU-EFI)
 EFI_INC    := /usr/include/efi
