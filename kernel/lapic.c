@@ -52,18 +52,18 @@ int lapic_timer_init(unsigned hz)
 	trap_register(VEC_SPURIOUS, spurious_irq);
 	lapic_write(LAPIC_SVR, 0x100 | VEC_SPURIOUS);
 
-	/* Count the APIC timer (divide by 16) over 10 ms of TSC time. */
+	/* Count the APIC timer (divide by 16) over 5 ms of TSC time. */
 	lapic_write(LAPIC_TIMER_DIV, 0x3);
 	lapic_write(LAPIC_LVT_TIMER, 1u << 16);      /* masked one-shot */
 	lapic_write(LAPIC_TIMER_INIT, 0xffffffffu);
-	udelay(10000);
+	udelay(5000);
 	uint32_t counted = 0xffffffffu - lapic_read(LAPIC_TIMER_CUR);
 	lapic_write(LAPIC_TIMER_INIT, 0);
 	if (counted < 100) {
 		klog("lapic: timer does not count; polling without a tick");
 		return -1;
 	}
-	uint32_t per_tick = (uint32_t)((uint64_t)counted * 100 / hz);
+	uint32_t per_tick = (uint32_t)((uint64_t)counted * 200 / hz);
 	lapic_write(LAPIC_LVT_TIMER, (1u << 17) | VEC_TIMER);   /* periodic */
 	lapic_write(LAPIC_TIMER_INIT, per_tick ? per_tick : 1);
 	return 0;

@@ -41,17 +41,30 @@ static void set_rate(uint64_t hz)
 	ns_mult = (uint64_t)(((unsigned __int128)NS_PER_S << 32) / hz);
 }
 
+static int within_2pct(uint64_t a, uint64_t b)
+{
+	uint64_t d = a > b ? a - b : b - a;
+	return d * 50 <= b;
+}
+
 int time_init(uint64_t loader_tsc_hz)
 {
 	tsc_base = rdtsc();
-	/* Three 10 ms runs; keep the median so one preempted run does not skew it. */
-	uint64_t r[3];
-	for (int i = 0; i < 3; i++)
-		r[i] = tsc_hz_from_pit(pit_measure(11932), 11932);
-	for (int i = 0; i < 2; i++)
-		for (int j = i + 1; j < 3; j++)
-			if (r[j] < r[i]) { uint64_t t = r[i]; r[i] = r[j]; r[j] = t; }
-	uint64_t hz = r[1];
+	/* One 10 ms PIT run is enough when it agrees with the loader's figure
+	 * (measured against UEFI's Stall); otherwise take the median of three so
+	 * a run stretched by the host does not skew the clock. */
+	uint64_t hz = tsc_hz_from_pit(pit_measure(11932), 11932);
+	if (!loader_tsc_hz || !within_2pct(hz, loader_tsc_hz)) {
+		uint64_t r[3] = { hz, tsc_hz_from_pit(pit_measure(11932), 11932),
+		                  tsc_hz_from_pit(pit_measure(11932), 11932) };
+		for (int i = 0; i < 2; i++)
+			for (int j = i + 1; j < 3; j++)
+				if (r[j] < r[i]) { uint64_t t = r[i]; r[i] = r[j]; r[j] = t; }
+		hz = r[1];
+		if (loader_tsc_hz && hz >= 10000000ull && !within_2pct(hz, loader_tsc_hz))
+			klog("time: PIT says %lu kHz, UEFI Stall says %lu kHz (>2%% apart); using the PIT",
+			     hz / 1000, loader_tsc_hz / 1000);
+	}
 	if (hz < 10000000ull) {
 		if (loader_tsc_hz < 10000000ull) {
 			set_rate(1000000000ull);
@@ -62,12 +75,6 @@ int time_init(uint64_t loader_tsc_hz)
 		klog("time: PIT calibration failed; using the loader's %lu kHz", hz / 1000);
 	}
 	set_rate(hz);
-	if (loader_tsc_hz) {
-		uint64_t d = hz > loader_tsc_hz ? hz - loader_tsc_hz : loader_tsc_hz - hz;
-		if (d * 100 > loader_tsc_hz * 2)
-			klog("time: PIT says %lu kHz, UEFI Stall says %lu kHz (>2%% apart)",
-			     hz / 1000, loader_tsc_hz / 1000);
-	}
 	return 0;
 }
 
