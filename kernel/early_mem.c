@@ -10,6 +10,7 @@
 #include "boot_info.h"
 #include "kernel/boot.h"
 #include "kernel/kmem.h"
+#include "hw/io.h"
 #include "klog.h"
 
 extern char __kernel_start[], __kernel_end[];
@@ -27,9 +28,43 @@ uint64_t virt_to_phys(const void *va)
 	return ~0ull;
 }
 
+/* Device memory above the loader's direct map (OVMF puts 64-bit BARs far above
+ * RAM): add 2 MiB uncached (PCD|PWT) pages at BOOT_HHDM_BASE + pa to the
+ * loader's tables, taking table pages from the DMA pool. */
+#define PTE_P 0x1ull
+#define PTE_W 0x2ull
+#define PTE_PWT 0x8ull
+#define PTE_PCD 0x10ull
+#define PTE_PS 0x80ull
+#define PTE_ADDR 0x000ffffffffff000ull
+
+static void *map_high(uint64_t pa, uint64_t len)
+{
+	uint64_t *pml4 = phys_to_virt(read_cr3() & PTE_ADDR);
+	for (uint64_t c = pa & ~(BLOCK_SIZE - 1); c < pa + len; c += BLOCK_SIZE) {
+		uint64_t va = BOOT_HHDM_BASE + c, *t = pml4;
+		static const int shift[2] = { 39, 30 };
+		for (int l = 0; l < 2; l++) {
+			uint64_t *e = &t[(va >> shift[l]) & 511];
+			if (!(*e & PTE_P)) {
+				uint64_t npa;
+				if (!dma_alloc_pages(1, &npa))
+					return NULL;
+				*e = npa | PTE_P | PTE_W;
+			}
+			t = phys_to_virt(*e & PTE_ADDR);
+		}
+		t[(va >> 21) & 511] = c | PTE_PS | PTE_PCD | PTE_PWT | PTE_P | PTE_W;
+		invlpg(va);
+	}
+	return phys_to_virt(pa);
+}
+
 void *mmio_map(uint64_t pa, uint64_t len)
 {
 	const struct boot_info *bi = boot_info_get();
+	if (bi && pa >= bi->max_phys && len && pa + len > pa && pa + len <= (1ull << 46))
+		return map_high(pa, len);
 	if (!bi || pa + len > bi->max_phys) {
 		klog("mmio: %#lx+%#lx is outside the loader's map", pa, len);
 		return NULL;
