@@ -1,9 +1,8 @@
 /*
  * kmem.h - the kernel-wide memory seam every driver uses.
  *
- * Until mm/ owns page tables, kernel/early_mem.c implements these on the
- * loader's tables (direct map at BOOT_HHDM_BASE, a bss pool for DMA). mm/
- * replaces that file with real implementations; callers do not change.
+ * Implemented by mm/kmem.c on the kernel's own page tables (mm/boot_init.c
+ * builds them at INIT_MM): callers need not know how memory is managed.
  */
 #ifndef KERNEL_KMEM_H
 #define KERNEL_KMEM_H

@@ -3,8 +3,7 @@ KERNEL_SRCS += kernel/entry.S kernel/trap.S kernel/arch.c kernel/panic.c kernel/
                kernel/console.c kernel/klog.c kernel/boot.c kernel/time.c kernel/lapic.c \
                kernel/cmdline.c kernel/selftest.c kernel/newlib_glue.c kernel/main.c \
                drivers/serial.c tests/guest/core_tests.c
-# Early memory seams, replaced by mm/ (see kernel/kmem.h):
-KERNEL_SRCS += kernel/early_mem.c kernel/sbrk_early.c
+# kernel/kmem.h and newlib's sbrk are implemented by mm/ (mm/kmem.c, mm/heap.c).
 
 UNIT_TESTS += test_cmdline test_boot_info
 test_cmdline_SRCS   := tests/unit/test_cmdline.c kernel/cmdline.c

@@ -3,7 +3,7 @@
  * "process" and one device, the console: stdout/stderr write to the serial
  * port, stdin reads from it without blocking, files do not exist. This newlib
  * target (x86_64-elf) calls the plain names (write, sbrk...), not _write. sbrk lives
- * with the heap (kernel/sbrk_early.c until mm/ takes over).
+ * with the heap (mm/heap.c).
  */
 #include <errno.h>
 #include <stdint.h>

@@ -22,6 +22,8 @@ def main():
             out, rc = p.stdout + p.stderr, p.returncode
         except subprocess.TimeoutExpired:
             out, rc = "timed out after 300 s", -1
+        except OSError as e:
+            out, rc = f"cannot run {exe}: {e}", -1
         ok = re.findall(r"^\[\s+OK \] (\S+)", out, re.M)
         failed = re.findall(r"^\[\s+FAILED \] (\S+)$", out, re.M)
         for case in ok:

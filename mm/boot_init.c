@@ -1,0 +1,285 @@
+/*
+ * boot_init.c - bring up the memory manager (INITCALL at INIT_MM).
+ *
+ * Order, and why:
+ *  1. Metadata for the frame allocator is carved from the top of the highest
+ *     usable region that fits, reached through the loader's direct map.
+ *  2. The allocator starts with boot-services, loader and boot_info memory
+ *     still allocated: we are running on the loader's page tables, which
+ *     live in BOOTINFO memory.
+ *  3. Our tables are built (frames from the allocator), then CR3 switches.
+ *     Nothing we still use lives outside the kernel image and the direct map:
+ *     the stack, GDT/IDT/TSS and the boot_info copy are all in the image.
+ *  4. Only now is boot memory reclaimed (RECLAIMABLE and BOOTINFO; ACPI
+ *     tables stay), then the heap and the anonymous window start.
+ * If anything before the switch fails, the kernel stays on the loader's
+ * tables with mm not ready: kmem then refuses DMA allocations with a clear
+ * line instead of handing out memory nobody tracks.
+ */
+#include <string.h>
+#include "boot_info.h"
+#include "hw/io.h"
+#include "kclock.h"
+#include "kernel/boot.h"
+#include "kernel/initcall.h"
+#include "klog.h"
+#include "mm/mm.h"
+#include "mm/mm_kernel.h"
+
+struct mm_kernel mmk;
+
+static void *k_p2v(void *ctx, uint64_t pa) { return (void *)(BOOT_HHDM_BASE + pa); }
+
+static int k_alloc_table(void *ctx, uint64_t *pa)
+{
+	uint64_t pfn;
+	int err = fa_alloc(&mmk.fa, 0, &pfn);
+	if (err)
+		return err;
+	*pa = pfn << FRAME_SHIFT;
+	mmk.table_pages++;
+	return MM_OK;
+}
+
+static void k_free_table(void *ctx, uint64_t pa)
+{
+	if (fa_free(&mmk.fa, pa >> FRAME_SHIFT, 0) == MM_OK)
+		mmk.table_pages--;
+}
+
+/* invlpg on a table that is not live is harmless, so no special case. */
+static void k_flush(void *ctx, uint64_t va) { invlpg((uintptr_t)va); }
+
+static const struct pt_ops kernel_pt_ops = {
+	.phys_to_virt = k_p2v,
+	.alloc_table = k_alloc_table,
+	.free_table = k_free_table,
+	.flush_tlb = k_flush,
+};
+
+static int is_ram_type(uint32_t t)
+{
+	return t == BOOT_MEM_USABLE || t == BOOT_MEM_RECLAIMABLE || t == BOOT_MEM_KERNEL ||
+	       t == BOOT_MEM_BOOTINFO || t == BOOT_MEM_ACPI_RECLAIM || t == BOOT_MEM_ACPI_NVS ||
+	       t == BOOT_MEM_EFI_RUNTIME;
+}
+
+/* Top of the highest usable region with room: far from the low memory some
+ * firmware and devices like, and out of the way of early allocations. */
+static uint64_t place_meta(const struct boot_info *bi, uint64_t bytes)
+{
+	uint64_t pages = (bytes + FRAME_SIZE - 1) >> FRAME_SHIFT;
+	for (uint32_t i = bi->mmap_count; i-- > 0;) {
+		const struct boot_mem_region *r = &bi->mmap[i];
+		if (r->type == BOOT_MEM_USABLE && r->pages >= pages &&
+		    r->base + r->pages * FRAME_SIZE <= bi->max_phys)
+			return r->base + (r->pages - pages) * FRAME_SIZE;
+	}
+	return 0;
+}
+
+/* Direct map: every run of RAM-like regions, write-back, 2 MiB pages where
+ * they fit. MMIO is not here: mmio_map adds it uncached on demand. */
+static int map_direct(const struct boot_info *bi)
+{
+	uint32_t i = 0;
+	while (i < bi->mmap_count) {
+		if (!is_ram_type(bi->mmap[i].type)) {
+			i++;
+			continue;
+		}
+		uint64_t start = bi->mmap[i].base, end = start + bi->mmap[i].pages * FRAME_SIZE;
+		for (i++; i < bi->mmap_count && is_ram_type(bi->mmap[i].type) && bi->mmap[i].base == end; i++)
+			end += bi->mmap[i].pages * FRAME_SIZE;
+		int err = pt_map_range(&mmk.pt, BOOT_HHDM_BASE + start, start, end - start,
+		                       PTE_W | PTE_NX | PTE_G, 1);
+		if (err) {
+			klog("mm: direct map of %#llx-%#llx failed: %s", (unsigned long long)start,
+			     (unsigned long long)end, mm_strerror(err));
+			return err;
+		}
+	}
+	return MM_OK;
+}
+
+/* The kernel image page by page with the permissions the loader gave each
+ * segment: NX where not code, read from the loader's tables rather than
+ * trusting link-time symbols; code pages lose W (W^X for text). Read-only
+ * data stays writable: nothing tells rodata from data at run time. */
+static int map_kernel(const struct boot_info *bi)
+{
+	struct pgtable loader = { .root = bi->loader_pml4, .ops = &kernel_pt_ops };
+	for (uint64_t off = 0; off < bi->kernel_size; off += FRAME_SIZE) {
+		uint64_t va = bi->kernel_virt + off, pa = bi->kernel_phys + off;
+		uint64_t flags = PTE_W | PTE_NX;
+		struct pt_walk w;
+		if (pt_lookup(&loader, va, &w) == MM_OK && w.pa == pa)
+			flags = w.flags & (PTE_W | PTE_NX);
+		if (!(flags & PTE_NX))
+			flags &= ~PTE_W;    /* code is never writable (the loader maps all RW) */
+		int err = pt_map(&mmk.pt, va, pa, flags | PTE_G);
+		if (err) {
+			klog("mm: mapping the kernel at %#llx failed: %s", (unsigned long long)va, mm_strerror(err));
+			return err;
+		}
+	}
+	return MM_OK;
+}
+
+/* UEFI runtime services run at their physical addresses (no
+ * SetVirtualAddressMap): their code and data, ACPI NVS and the MMIO the
+ * firmware declared stay identity mapped. Runtime code must stay executable. */
+static int map_identity(const struct boot_info *bi)
+{
+	for (uint32_t i = 0; i < bi->mmap_count; i++) {
+		const struct boot_mem_region *r = &bi->mmap[i];
+		uint64_t flags;
+		switch (r->type) {
+		case BOOT_MEM_EFI_RUNTIME: flags = PTE_W; break;
+		case BOOT_MEM_ACPI_NVS:    flags = PTE_W | PTE_NX; break;
+		case BOOT_MEM_MMIO:        flags = PTE_W | PTE_NX | PTE_UC; break;
+		default: continue;
+		}
+		if (r->base + r->pages * FRAME_SIZE > (1ull << 46))
+			continue;   /* not reachable as an identity address anyway */
+		int err = pt_map_range(&mmk.pt, r->base, r->base, r->pages * FRAME_SIZE, flags, 1);
+		if (err) {
+			klog("mm: identity map of %#llx (+%llu pages) failed: %s", (unsigned long long)r->base,
+			     (unsigned long long)r->pages, mm_strerror(err));
+			return err;
+		}
+	}
+	return MM_OK;
+}
+
+/* kernel/shrinker.c, when it is linked in: caches that give pages back. */
+extern uint64_t shrinker_reclaim(uint64_t pages_wanted) __attribute__((weak));
+
+/* Second OOM notifier: ask the registered shrinkers, batch by batch. Not
+ * while sbrk grows the heap: a shrinker calling free() from inside newlib's
+ * malloc would corrupt the heap (newlib is not reentrant). */
+static uint64_t shrink_on_oom(void *ctx, unsigned order, enum block_kind kind)
+{
+	uint64_t want = 1ull << order, got = 0, n;
+	if (!shrinker_reclaim || mmk.in_sbrk)
+		return 0;
+	for (int i = 0; i < 16 && got < want && (n = shrinker_reclaim(want - got)) > 0; i++)
+		got += n;
+	return got;
+}
+
+/* Compaction as the first OOM notifier: it can only help requests that need
+ * a free block (unmovable memory, runs), not a movable 4 KiB frame. */
+static uint64_t compact_on_oom(void *ctx, unsigned order, enum block_kind kind)
+{
+	if (kind == BK_MOVABLE && order == 0)
+		return 0;
+	struct compact_result res;
+	if (mm_compact(fa_free_blocks(&mmk.fa) + 1, 0, &res) != MM_OK)
+		return 0;
+	return res.blocks_freed * FRAMES_PER_BLOCK;
+}
+
+static int mm_boot_init(void)
+{
+	const struct boot_info *bi = boot_info_get();
+	if (!bi)
+		return -1;
+	uint64_t t0 = clock_ns();
+	size_t meta_bytes = fa_meta_bytes(bi->mmap, bi->mmap_count);
+	uint64_t meta_pa = meta_bytes ? place_meta(bi, meta_bytes) : 0;
+	if (!meta_pa) {
+		klog("mm: no usable region holds the %llu KiB of frame metadata", (unsigned long long)meta_bytes >> 10);
+		return -1;
+	}
+	int err = fa_init(&mmk.fa, bi->mmap, bi->mmap_count, k_p2v(NULL, meta_pa), meta_bytes);
+	if (!err)
+		err = fa_claim_range(&mmk.fa, meta_pa >> FRAME_SHIFT, (meta_bytes + FRAME_SIZE - 1) >> FRAME_SHIFT);
+	if (err) {
+		klog("mm: frame allocator set-up failed: %s", mm_strerror(err));
+		return -1;
+	}
+	if (bi->kernel_virt + bi->kernel_size > MM_HEAP_BASE) {
+		klog("mm: kernel image reaches into the heap window");
+		return -1;
+	}
+	mmk.kernel_virt = bi->kernel_virt;
+	mmk.kernel_phys = bi->kernel_phys;
+	mmk.kernel_size = bi->kernel_size;
+
+	err = pt_init(&mmk.pt, &kernel_pt_ops, NULL);
+	if (!err)
+		err = map_direct(bi);
+	if (!err)
+		err = map_kernel(bi);
+	if (!err)
+		err = map_identity(bi);
+	if (err) {
+		klog("mm: building page tables failed (%s); staying on the loader's", mm_strerror(err));
+		return -1;
+	}
+	mm_early_mmio_replay();
+
+	write_cr3(mmk.pt.root);
+	mmk.ready = 1;
+
+	/* Nothing uses the loader's tables, stack or boot services memory now. */
+	for (uint32_t i = 0; i < bi->mmap_count; i++) {
+		const struct boot_mem_region *r = &bi->mmap[i];
+		if (r->type == BOOT_MEM_RECLAIMABLE || r->type == BOOT_MEM_BOOTINFO)
+			mmk.reclaimed_pages += fa_free_range(&mmk.fa, r->base >> FRAME_SHIFT, r->pages);
+	}
+	if (vregion_init(&mmk.heap, &mmk.fa, &mmk.pt, MM_HEAP_BASE, MM_HEAP_SIZE) ||
+	    anon_init(&mmk.anon, &mmk.fa, &mmk.pt, MM_ANON_BASE, MM_ANON_SIZE))
+		klog("mm: heap or anonymous window set-up failed");
+	fa_add_oom_notifier(&mmk.fa, compact_on_oom, NULL);
+	fa_add_oom_notifier(&mmk.fa, shrink_on_oom, NULL);
+	mmk.init_ns = clock_ns() - t0;
+
+	struct mm_stats st;
+	fa_stats(&mmk.fa, &st);
+	klog("mm: %llu MiB managed, %llu MiB free (%llu free 2 MiB blocks), %llu MiB reclaimed from boot, "
+	     "metadata %llu KiB, page tables %llu KiB, ready in %llu us",
+	     (unsigned long long)(st.total >> 8), (unsigned long long)(st.free >> 8),
+	     (unsigned long long)st.blocks_free, (unsigned long long)(mmk.reclaimed_pages >> 8),
+	     (unsigned long long)(meta_bytes >> 10), (unsigned long long)(mmk.table_pages * 4),
+	     (unsigned long long)(mmk.init_ns / 1000));
+	return 0;
+}
+INITCALL(INIT_MM, mm_boot_init);
+
+/* ---------------------------------------------------------------- facade */
+
+int mm_ready(void) { return mmk.ready; }
+struct frame_alloc *mm_frames(void) { return mmk.ready ? &mmk.fa : NULL; }
+struct pgtable *mm_kernel_pt(void) { return mmk.ready ? &mmk.pt : NULL; }
+
+uint64_t mm_max_pfn(void)
+{
+	return mmk.ready ? mmk.fa.base_pfn + ((uint64_t)mmk.fa.nblocks << BLOCK_ORDER) : 0;
+}
+
+int mm_compact(uint64_t want_free_blocks, uint64_t max_moves, struct compact_result *res)
+{
+	if (!mmk.ready)
+		return MM_ESTATE;
+	uint64_t flags = mm_irq_save();
+	int err = compact(&mmk.fa, &mmk.pt, want_free_blocks, max_moves, res);
+	mm_irq_restore(flags);
+	return err;
+}
+
+int mm_add_oom_notifier(fa_oom_fn fn, void *ctx)
+{
+	if (!mmk.ready)
+		return MM_ESTATE;
+	return fa_add_oom_notifier(&mmk.fa, fn, ctx);
+}
+
+void mm_get_stats(struct mm_stats *s)
+{
+	if (mmk.ready)
+		fa_stats(&mmk.fa, s);
+	else
+		memset(s, 0, sizeof *s);
+}

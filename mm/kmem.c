@@ -1,0 +1,181 @@
+/*
+ * kmem.c - kernel/kmem.h on the memory manager.
+ *
+ *  - phys_to_virt / virt_to_phys: the direct map, the kernel image, and (for
+ *    the heap and anonymous windows) a page-table walk.
+ *  - mmio_map: device memory mapped uncached at BOOT_HHDM_BASE + pa, on
+ *    demand; RAM is refused (it is already mapped write-back). Before mm is
+ *    up it falls back to the loader's direct map and remembers the range so
+ *    the same address stays valid after the switch to our tables.
+ *  - dma_alloc_pages: an unmovable run of 2^order frames (the smallest order
+ *    holding `pages`), zeroed, through the direct map.
+ *  - kmem_anon_map/unmap: mm/anon.c over the anonymous window.
+ */
+#include <string.h>
+#include "boot_info.h"
+#include "kernel/boot.h"
+#include "kernel/kmem.h"
+#include "klog.h"
+#include "mm/mm.h"
+#include "mm/mm_kernel.h"
+
+void *phys_to_virt(uint64_t pa) { return (void *)(pa + BOOT_HHDM_BASE); }
+
+uint64_t virt_to_phys(const void *p)
+{
+	uint64_t va = (uint64_t)p;
+	const struct boot_info *bi = boot_info_get();
+	if (bi && va >= bi->kernel_virt && va - bi->kernel_virt < bi->kernel_size)
+		return va - bi->kernel_virt + bi->kernel_phys;
+	if (!mmk.ready) {
+		if (bi && va >= BOOT_HHDM_BASE && va - BOOT_HHDM_BASE < bi->max_phys)
+			return va - BOOT_HHDM_BASE;
+		return ~0ull;
+	}
+	struct pt_walk w;
+	if (pt_lookup(&mmk.pt, va, &w) != MM_OK)
+		return ~0ull;
+	/* The identity map is for the firmware; only report our own windows. */
+	if (va >= BOOT_HHDM_BASE && va - BOOT_HHDM_BASE == w.pa)
+		return w.pa;
+	if ((va >= MM_HEAP_BASE && va - MM_HEAP_BASE < MM_HEAP_SIZE) ||
+	    (va >= MM_ANON_BASE && va - MM_ANON_BASE < MM_ANON_SIZE))
+		return w.pa;
+	return ~0ull;
+}
+
+/* ---------------------------------------------------------------- MMIO */
+
+#define EARLY_MMIO_MAX 16
+static struct { uint64_t pa, len; } early_mmio[EARLY_MMIO_MAX];
+static unsigned early_mmio_n;
+
+static int overlaps_ram(const struct boot_info *bi, uint64_t start, uint64_t end)
+{
+	for (uint32_t i = 0; i < bi->mmap_count; i++) {
+		const struct boot_mem_region *r = &bi->mmap[i];
+		uint32_t t = r->type;
+		if (t != BOOT_MEM_USABLE && t != BOOT_MEM_RECLAIMABLE && t != BOOT_MEM_KERNEL &&
+		    t != BOOT_MEM_BOOTINFO && t != BOOT_MEM_ACPI_RECLAIM)
+			continue;
+		if (start < r->base + r->pages * FRAME_SIZE && r->base < end)
+			return 1;
+	}
+	return 0;
+}
+
+/* Map [start, end) uncached at HHDM + pa; an existing mapping of the same
+ * physical page (earlier mmio_map, EFI/ACPI direct map) is fine. */
+static int map_uncached(uint64_t start, uint64_t end)
+{
+	uint64_t pa = start;
+	while (pa < end) {
+		uint64_t va = BOOT_HHDM_BASE + pa;
+		if (!(pa & (PT_SIZE_2M - 1)) && end - pa >= PT_SIZE_2M &&
+		    pt_map_2m(&mmk.pt, va, pa, PTE_W | PTE_NX | PTE_UC | PTE_G) == MM_OK) {
+			pa += PT_SIZE_2M;
+			continue;
+		}
+		int err = pt_map(&mmk.pt, va, pa, PTE_W | PTE_NX | PTE_UC | PTE_G);
+		if (err == MM_EEXIST) {
+			struct pt_walk w;
+			if (pt_lookup(&mmk.pt, va, &w) == MM_OK && w.pa == pa)
+				err = MM_OK;
+		}
+		if (err)
+			return err;
+		pa += FRAME_SIZE;
+	}
+	return MM_OK;
+}
+
+void *mmio_map(uint64_t pa, uint64_t len)
+{
+	const struct boot_info *bi = boot_info_get();
+	uint64_t start = pa & ~(FRAME_SIZE - 1);
+	uint64_t end = (pa + len + FRAME_SIZE - 1) & ~(FRAME_SIZE - 1);
+	if (!bi || len == 0 || end <= start || end > (1ull << 46)) {
+		klog("mmio: cannot map %#llx+%#llx", (unsigned long long)pa, (unsigned long long)len);
+		return NULL;
+	}
+	if (overlaps_ram(bi, start, end)) {
+		klog("mmio: %#llx+%#llx is RAM, not device memory", (unsigned long long)pa, (unsigned long long)len);
+		return NULL;
+	}
+	if (!mmk.ready) {
+		/* Loader's tables: everything below max_phys is mapped (write-back). */
+		if (end > bi->max_phys || early_mmio_n == EARLY_MMIO_MAX) {
+			klog("mmio: %#llx+%#llx cannot be mapped before mm is up", (unsigned long long)pa,
+			     (unsigned long long)len);
+			return NULL;
+		}
+		early_mmio[early_mmio_n].pa = start;
+		early_mmio[early_mmio_n++].len = end - start;
+		return phys_to_virt(pa);
+	}
+	int err = map_uncached(start, end);
+	if (err) {
+		klog("mmio: mapping %#llx+%#llx failed: %s", (unsigned long long)pa, (unsigned long long)len,
+		     mm_strerror(err));
+		return NULL;
+	}
+	return phys_to_virt(pa);
+}
+
+void mm_early_mmio_replay(void)
+{
+	for (unsigned i = 0; i < early_mmio_n; i++)
+		if (map_uncached(early_mmio[i].pa, early_mmio[i].pa + early_mmio[i].len))
+			klog("mmio: could not keep early mapping of %#llx", (unsigned long long)early_mmio[i].pa);
+}
+
+/* ---------------------------------------------------------------- DMA */
+
+void *dma_alloc_pages(size_t pages, uint64_t *pa)
+{
+	unsigned order;
+	uint64_t pfn;
+	if (!pa || fa_order_for_pages(pages, &order) != MM_OK) {
+		klog("dma: bad request for %llu pages", (unsigned long long)pages);
+		return NULL;
+	}
+	if (!mmk.ready) {
+		klog("dma: memory manager not ready");
+		return NULL;
+	}
+	if (fa_alloc(&mmk.fa, order, &pfn) != MM_OK)
+		return NULL;
+	*pa = pfn << FRAME_SHIFT;
+	void *va = phys_to_virt(*pa);
+	memset(va, 0, FRAME_SIZE << order);
+	return va;
+}
+
+void dma_free_pages(void *va, size_t pages)
+{
+	unsigned order;
+	uint64_t v = (uint64_t)va;
+	if (!va || !mmk.ready || fa_order_for_pages(pages, &order) != MM_OK || v < BOOT_HHDM_BASE) {
+		klog("dma: bad free of %p (%llu pages)", va, (unsigned long long)pages);
+		return;
+	}
+	fa_free(&mmk.fa, (v - BOOT_HHDM_BASE) >> FRAME_SHIFT, order);   /* logs a bad free itself */
+}
+
+/* ---------------------------------------------------------------- anonymous memory */
+
+void *kmem_anon_map(size_t bytes)
+{
+	uint64_t va;
+	if (!mmk.ready || anon_map(&mmk.anon, bytes, &va) != MM_OK)
+		return NULL;
+	return (void *)va;
+}
+
+void kmem_anon_unmap(void *va, size_t bytes)
+{
+	if (!va)
+		return;
+	if (!mmk.ready || anon_unmap(&mmk.anon, (uint64_t)va, bytes) != MM_OK)
+		klog("kmem: bad anon unmap of %p (%llu bytes)", va, (unsigned long long)bytes);
+}

@@ -1,0 +1,62 @@
+/*
+ * mm.h - the kernel's memory manager, for the rest of the kernel.
+ *
+ * mm_boot_init (INITCALL level INIT_MM, mm/boot_init.c) builds the frame
+ * allocator from boot_info's memory map, builds the kernel's own page tables
+ * (direct map of RAM at BOOT_HHDM_BASE, the kernel image at its link address
+ * with the loader's permissions, identity maps of EFI runtime, ACPI NVS and
+ * MMIO regions for UEFI runtime services), switches CR3, reclaims the
+ * loader's and boot services' memory, and starts the movable heap (_sbrk)
+ * and the anonymous movable window (kmem_anon_map). kernel/kmem.h is
+ * implemented on top (mm/kmem.c).
+ *
+ * Virtual layout:
+ *   0 .. 4 GiB-ish            identity: EFI runtime, ACPI NVS, MMIO from the map
+ *   BOOT_HHDM_BASE + pa       direct map: RAM (write-back), MMIO via mmio_map (uncached)
+ *   MM_ANON_BASE              anonymous movable mappings (16 TiB window)
+ *   kernel image              at its link address, 0xffffffff80100000
+ *   MM_HEAP_BASE              newlib heap (movable frames), above the image so
+ *                             newlib accepts it after the early bss pool
+ *
+ * Everything here runs on one core from thread context (initcalls, pollers,
+ * console); mm_compact() disables interrupts while it moves frames so an
+ * interrupt handler never sees a half-copied page.
+ */
+#ifndef MM_MM_H
+#define MM_MM_H
+
+#include <stdint.h>
+#include "mm/compact.h"
+#include "mm/frame.h"
+#include "mm/metrics.h"
+#include "mm/pgtable.h"
+
+#define MM_ANON_BASE  0xffffc00000000000ull
+#define MM_ANON_SIZE  (16ull << 40)
+#define MM_HEAP_BASE  0xffffffffa0000000ull
+#define MM_HEAP_SIZE  (1ull << 30)
+
+/* Frames one balloon `compact` call may move (bounded work in the poller). */
+#define MM_BALLOON_COMPACT_BUDGET 2048
+
+int mm_ready(void);
+struct frame_alloc *mm_frames(void);       /* NULL before mm_boot_init */
+struct pgtable *mm_kernel_pt(void);
+/* PFNs the allocator can hand out are below this. */
+uint64_t mm_max_pfn(void);
+
+/* Compact until `want_free_blocks` wholly free blocks exist, moving at most
+ * max_moves frames (0 = no bound). Interrupts are off while frames move. */
+int mm_compact(uint64_t want_free_blocks, uint64_t max_moves, struct compact_result *res);
+int mm_add_oom_notifier(fa_oom_fn fn, void *ctx);
+
+void mm_get_stats(struct mm_stats *s);
+/* Two lines on the console: free memory, whole-block share, counts. */
+void mm_print_stats(void);
+
+/* The balloon driver's memory seam (struct balloon_mem_ops in
+ * drivers/balloon.h), bound to this allocator; ctx is unused (NULL). */
+struct balloon_mem_ops;
+extern const struct balloon_mem_ops mm_balloon_mem_ops;
+
+#endif

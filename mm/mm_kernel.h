@@ -1,0 +1,46 @@
+/*
+ * mm_kernel.h - the kernel's one instance of each mm structure, shared by the
+ * kernel-side mm files (boot_init.c, kmem.c, heap.c, balloon_ops.c,
+ * mm_console.c). Not for other modules: they use mm/mm.h and kernel/kmem.h.
+ */
+#ifndef MM_MM_KERNEL_H
+#define MM_MM_KERNEL_H
+
+#include "mm/anon.h"
+#include "mm/frame.h"
+#include "mm/pgtable.h"
+#include "mm/vregion.h"
+
+struct mm_kernel {
+	struct frame_alloc fa;
+	struct pgtable pt;
+	struct vregion heap;
+	struct anon anon;
+	int ready;                 /* our tables are live, all of the above usable */
+	int in_sbrk;               /* sbrk is growing the heap (inside newlib malloc) */
+	uint64_t kernel_virt, kernel_phys, kernel_size;
+	uint64_t reclaimed_pages;  /* boot memory given to the allocator after the switch */
+	uint64_t table_pages;      /* page-table frames when the tables went live */
+	uint64_t init_ns;
+};
+
+extern struct mm_kernel mmk;
+
+/* Interrupt state around work an interrupt handler must not see half done. */
+static inline uint64_t mm_irq_save(void)
+{
+	uint64_t flags;
+	__asm__ __volatile__("pushfq; pop %0; cli" : "=r"(flags) :: "memory");
+	return flags;
+}
+
+static inline void mm_irq_restore(uint64_t flags)
+{
+	if (flags & (1ull << 9))   /* IF */
+		__asm__ __volatile__("sti" ::: "memory");
+}
+
+/* Early MMIO mappings handed out on the loader's tables, re-created in ours. */
+void mm_early_mmio_replay(void);
+
+#endif

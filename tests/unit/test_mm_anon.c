@@ -1,0 +1,137 @@
+/*
+ * test_mm_anon.c - anonymous movable mappings: zeroed movable frames owned by
+ * their address, guard pages, exact unmap, virtual space reused and merged,
+ * all-or-nothing on OOM, and compaction moving them transparently.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <string.h>
+#include <cmocka.h>
+#include "mm/anon.h"
+#include "mm/compact.h"
+#include "host_support.h"
+#include "test_mm_sim.h"
+
+#define WIN 0xffffd00000000000ull
+
+static int setup(void **state)
+{
+	static struct mm_sim s;
+	if (mm_sim_init_flat(&s, 32, 1))
+		return -1;
+	memset(s.ram, 0xcc, s.ram_bytes);
+	*state = &s;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct mm_sim *s = *state;
+	char why[200];
+	int bad = fa_check(&s->fa, why, sizeof why);
+	pt_destroy(&s->pt);
+	mm_sim_fini(s);
+	return bad ? -1 : 0;
+}
+
+static uint8_t *at(struct mm_sim *s, uint64_t va)
+{
+	struct pt_walk w;
+	return pt_lookup(&s->pt, va, &w) == MM_OK ? mm_sim_p2v(s, w.pa) : NULL;
+}
+
+static void test_map_unmap(void **state)
+{
+	struct mm_sim *s = *state;
+	static struct anon a;
+	assert_int_equal(anon_init(&a, &s->fa, &s->pt, WIN, 1ull << 30), MM_OK);
+	uint64_t v1, v2;
+	assert_int_equal(anon_map(&a, 5000, &v1), MM_OK);           /* 2 pages */
+	assert_int_equal(v1, WIN);
+	assert_int_equal(s->fa.nr[FS_MOVABLE], 2);
+	for (uint64_t off = 0; off < 8192; off += 512)
+		assert_int_equal(*at(s, v1 + off), 0);                 /* zeroed */
+	assert_null(at(s, v1 + 8192));                              /* guard page */
+	assert_int_equal(anon_map(&a, 4096, &v2), MM_OK);
+	assert_int_equal(v2, WIN + 3 * 4096);
+	struct pt_walk w;
+	assert_int_equal(pt_lookup(&s->pt, v2, &w), MM_OK);
+	struct frame_info fi;
+	fa_frame_info(&s->fa, w.pa >> 12, &fi);
+	assert_int_equal(fi.state, FS_MOVABLE);
+	assert_int_equal(fi.owner_va, v2);
+
+	assert_int_equal(anon_unmap(&a, v1, 4096), MM_EINVAL);     /* wrong size */
+	assert_int_equal(anon_unmap(&a, v1 + 4096, 4096), MM_EINVAL);
+	assert_int_equal(anon_unmap(&a, v1, 5000), MM_OK);
+	assert_int_equal(anon_unmap(&a, v1, 5000), MM_EINVAL);     /* twice */
+	assert_int_equal(s->fa.nr[FS_MOVABLE], 1);
+	assert_null(at(s, v1));
+	/* The hole is reused first-fit, and merges back on free. */
+	uint64_t v3;
+	assert_int_equal(anon_map(&a, 100, &v3), MM_OK);
+	assert_int_equal(v3, WIN);
+	assert_int_equal(anon_unmap(&a, v3, 100), MM_OK);
+	assert_int_equal(anon_unmap(&a, v2, 4096), MM_OK);
+	assert_int_equal(a.nfree, 1);
+	assert_int_equal(a.free[0].va, WIN);
+	assert_int_equal(a.free[0].len, 1ull << 30);
+	assert_int_equal(s->fa.nr[FS_MOVABLE], 0);
+	assert_int_equal(anon_map(&a, 0, &v3), MM_EINVAL);
+}
+
+static void test_oom_all_or_nothing(void **state)
+{
+	struct mm_sim *s = *state;
+	static struct anon a;
+	assert_int_equal(anon_init(&a, &s->fa, &s->pt, WIN, 1ull << 30), MM_OK);
+	uint64_t v, keep;
+	assert_int_equal(anon_map(&a, 4096, &keep), MM_OK);
+	uint64_t free_before = s->fa.nr[FS_FREE];
+	assert_int_equal(anon_map(&a, 40ull << 20, &v), MM_ENOMEM);   /* more than the machine */
+	assert_int_equal(s->fa.nr[FS_MOVABLE], 1);
+	assert_true(s->fa.nr[FS_FREE] + 32 >= free_before);           /* only table frames kept */
+	assert_int_equal(anon_map(&a, 8ull << 20, &v), MM_OK);         /* the space was given back */
+	assert_int_equal(v, keep + 2 * 4096);
+	assert_int_equal(anon_map(&a, (1ull << 30), &v), MM_ENOMEM);   /* no virtual space */
+}
+
+/* Many small mappings freed at random fragment memory; compaction moves
+ * the survivors and every byte stays readable at the same address. */
+static void test_compaction_moves_anon(void **state)
+{
+	struct mm_sim *s = *state;
+	static struct anon a;
+	assert_int_equal(anon_init(&a, &s->fa, &s->pt, WIN, 1ull << 30), MM_OK);
+	enum { N = 200 };
+	uint64_t va[N];
+	for (unsigned i = 0; i < N; i++) {
+		assert_int_equal(anon_map(&a, 4096 * (1 + i % 5) * 10, &va[i]), MM_OK);
+		for (uint64_t off = 0; off < 4096ull * (1 + i % 5) * 10; off += 4096)
+			memset(at(s, va[i] + off), (int)(i + off / 4096), 4096);
+	}
+	for (unsigned i = 0; i < N; i += 2)
+		assert_int_equal(anon_unmap(&a, va[i], 4096 * (1 + i % 5) * 10), MM_OK);
+	uint64_t before = fa_free_blocks(&s->fa);
+	struct compact_result res;
+	assert_int_equal(compact(&s->fa, &s->pt, UINT64_MAX, 0, &res), MM_OK);
+	assert_true(res.frames_moved > 0);
+	assert_true(fa_free_blocks(&s->fa) > before);
+	for (unsigned i = 1; i < N; i += 2)
+		for (uint64_t off = 0; off < 4096ull * (1 + i % 5) * 10; off += 4096) {
+			const uint8_t *p = at(s, va[i] + off);
+			for (unsigned k = 0; k < 4096; k += 61)
+				assert_int_equal(p[k], (uint8_t)(i + off / 4096));
+		}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_map_unmap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oom_all_or_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compaction_moves_anon, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

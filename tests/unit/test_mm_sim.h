@@ -1,0 +1,36 @@
+/*
+ * test_mm_sim.h - simulated physical memory for mm/ host tests and the host
+ * benchmark: a 4 KiB-aligned malloc'd array stands for RAM at physical
+ * address 0, a frame allocator manages it, and a page table lives in it with
+ * hooks that count TLB flushes. Not a test itself.
+ */
+#ifndef TEST_MM_SIM_H
+#define TEST_MM_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "mm/frame.h"
+#include "mm/pgtable.h"
+
+struct mm_sim {
+	struct frame_alloc fa;
+	void *meta;
+	uint8_t *ram;            /* physical address 0 */
+	uint64_t ram_bytes;
+	struct pgtable pt;
+	uint64_t flushes;        /* flush_tlb calls */
+	uint64_t last_flush_va;
+	int pt_ready;
+};
+
+/* Allocator over `r`; RAM array covering up to the highest region end.
+ * with_pt: also create an empty page table. 0 on success. */
+int mm_sim_init(struct mm_sim *s, const struct boot_mem_region *r, size_t n, int with_pt);
+/* One usable region [0, mib MiB). */
+int mm_sim_init_flat(struct mm_sim *s, uint64_t mib, int with_pt);
+void mm_sim_fini(struct mm_sim *s);
+void *mm_sim_p2v(struct mm_sim *s, uint64_t pa);
+
+extern const struct pt_ops mm_sim_pt_ops;
+
+#endif
