@@ -47,32 +47,35 @@ deps-check:
 # freestanding x86_64 target with the kernel's code model and no red zone
 # (interrupts run on the interrupted stack). Cached in $(BUILD)/newlib.
 NEWLIB_TARBALL := /usr/src/newlib/newlib-3.3.0.tar.xz
-NEWLIB_DIR     := $(BUILD)/newlib
+NEWLIB_CFLAGS  := -O2 -ffreestanding -fno-stack-protector -fno-pic -fno-pie \
+                  -mno-red-zone -mcmodel=kernel -fno-omit-frame-pointer
+NEWLIB_CONF    := --target=x86_64-elf --host=x86_64-elf --disable-multilib \
+                  --disable-newlib-supplied-syscalls --enable-newlib-io-long-long \
+                  --enable-newlib-io-c99-formats
+# The cache is keyed by the flags, so changing them rebuilds newlib.
+NEWLIB_ID      := $(shell echo '$(NEWLIB_CFLAGS) $(NEWLIB_CONF)' | md5sum | cut -c1-8)
+NEWLIB_DIR     := $(BUILD)/newlib-$(NEWLIB_ID)
 NEWLIB_PREFIX  := $(abspath $(NEWLIB_DIR)/install)
 NEWLIB_LIBC    := $(NEWLIB_PREFIX)/x86_64-elf/lib/libc.a
 NEWLIB_INC     := $(NEWLIB_PREFIX)/x86_64-elf/include
-NEWLIB_CFLAGS  := -O2 -ffreestanding -fno-stack-protector -fno-pic -fno-pie \
-                  -mno-red-zone -mcmodel=kernel -fno-omit-frame-pointer
 
+# Built in a private directory and renamed into place at the end, so an
+# interrupted or concurrent build never leaves a half-built cache behind.
 $(NEWLIB_LIBC): | deps-check
 	@test -f $(NEWLIB_TARBALL) || { echo "error: $(NEWLIB_TARBALL) missing: run 'make deps'"; exit 1; }
 	@echo "  NEWLIB  (once, ~1 min)"
-	$(Q)rm -rf $(NEWLIB_DIR) && mkdir -p $(NEWLIB_DIR)/bin $(NEWLIB_DIR)/obj
-	$(Q)printf '#!/bin/sh\nexec gcc $(NEWLIB_CFLAGS) "$$@"\n' > $(NEWLIB_DIR)/bin/x86_64-elf-gcc
-	$(Q)chmod +x $(NEWLIB_DIR)/bin/x86_64-elf-gcc
-	$(Q)for t in ar as ld nm objcopy objdump ranlib readelf strip; do \
-		ln -sf $$(command -v $$t) $(NEWLIB_DIR)/bin/x86_64-elf-$$t; done
-	$(Q)tar -xJf $(NEWLIB_TARBALL) -C $(NEWLIB_DIR)
-	$(Q)cd $(NEWLIB_DIR)/obj && PATH=$(abspath $(NEWLIB_DIR)/bin):$$PATH \
-		../newlib-salsa/newlib/configure --target=x86_64-elf --host=x86_64-elf \
-		--prefix=$(NEWLIB_PREFIX) --disable-multilib --disable-newlib-supplied-syscalls \
-		--enable-newlib-io-long-long \
+	$(Q)t=$(abspath $(NEWLIB_DIR)).tmp.$$$$ && rm -rf $$t && mkdir -p $$t/bin $$t/obj && \
+	printf '#!/bin/sh\nexec gcc $(NEWLIB_CFLAGS) "$$@"\n' > $$t/bin/x86_64-elf-gcc && chmod +x $$t/bin/x86_64-elf-gcc && \
+	for tool in ar as ld nm objcopy objdump ranlib readelf strip; do \
+		ln -sf $$(command -v $$tool) $$t/bin/x86_64-elf-$$tool; done && \
+	tar -xJf $(NEWLIB_TARBALL) -C $$t && \
+	cd $$t/obj && export PATH=$$t/bin:$$PATH && \
+	{ ../newlib-salsa/newlib/configure $(NEWLIB_CONF) --prefix=$$t/install \
 		CC=x86_64-elf-gcc AR=x86_64-elf-ar RANLIB=x86_64-elf-ranlib > ../configure.log 2>&1 \
-		|| { echo "newlib configure failed: see $(NEWLIB_DIR)/configure.log"; exit 1; }
-	$(Q)PATH=$(abspath $(NEWLIB_DIR)/bin):$$PATH $(MAKE) -C $(NEWLIB_DIR)/obj -j$$(nproc) > $(NEWLIB_DIR)/build.log 2>&1 \
-		|| { tail -30 $(NEWLIB_DIR)/build.log; exit 1; }
-	$(Q)PATH=$(abspath $(NEWLIB_DIR)/bin):$$PATH $(MAKE) -C $(NEWLIB_DIR)/obj install > $(NEWLIB_DIR)/install.log 2>&1
-	$(Q)rm -rf $(NEWLIB_DIR)/newlib-salsa $(NEWLIB_DIR)/obj
+		|| { echo "newlib configure failed: see $$t/configure.log"; exit 1; }; } && \
+	{ $(MAKE) -j$$(nproc) > ../build.log 2>&1 || { tail -30 ../build.log; exit 1; }; } && \
+	$(MAKE) install > ../install.log 2>&1 && cd / && rm -rf $$t/newlib-salsa $$t/obj && \
+	rm -rf $(abspath $(NEWLIB_DIR)) && mv $$t $(abspath $(NEWLIB_DIR))
 
 # ---------------------------------------------------------------- modules
 KERNEL_SRCS :=

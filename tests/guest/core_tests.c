@@ -65,8 +65,8 @@ SELFTEST(core_malloc)
 SELFTEST(core_printf_formats)
 {
 	char buf[64];
-	snprintf(buf, sizeof buf, "%d %lx %.3f %s", -42, 0xdeadbeefUL, 3.14159, "ok");
-	ST_ASSERT(strcmp(buf, "-42 deadbeef 3.142 ok") == 0);
+	snprintf(buf, sizeof buf, "%d %lx %.3f %s %zu", -42, 0xdeadbeefUL, 3.14159, "ok", (size_t)7);
+	ST_ASSERT(strcmp(buf, "-42 deadbeef 3.142 ok 7") == 0);
 	return 0;
 }
 
