@@ -25,8 +25,8 @@
 #include "mm/frame.h"
 #include "mm/pgtable.h"
 
-#define ANON_EXTENTS 64
-#define ANON_MAPS    256       /* live mappings tracked for unmap checks */
+#define ANON_EXTENTS 1024      /* free virtual extents (holes between live mappings) */
+#define ANON_MAPS    16384     /* live mappings tracked for unmap checks: 32 GiB of 2 MiB chunks */
 
 struct anon_extent { uint64_t va, len; };
 

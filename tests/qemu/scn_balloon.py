@@ -1,0 +1,118 @@
+"""scn_balloon.py - the balloon end to end against real QEMU: QMP moves the
+target, the guest answers, and the host's own accounting (the QEMU process's
+RSS, the kernel's free huge pages) shows memory really released."""
+from balloon_host import (app_check, app_fill, app_release_all, boot_to_prompt, console,
+                          guest_mib, rss_mib, set_target)
+from hugetlb import Unavailable, hugetlb_pool, meminfo
+from scenarios import check, scenario
+
+RAM = 1024
+
+
+@scenario("balloon_4k_rss")
+def balloon_4k_rss(ctx):
+    """4 KiB-backed guest: inflate to half, the app then touches all memory it
+    still has, and QEMU's RSS stays near (RAM - balloon); deflate, the app uses
+    the memory again (RSS rises: the measurement can see it) and survives."""
+    vm = ctx.vm(mem_mb=RAM)
+    boot_to_prompt(vm)
+    rss_boot = rss_mib(vm)
+    got, secs = set_target(vm, RAM // 2)
+    check(abs(got - RAM // 2) < 2, f"query-balloon says {got:.0f} MiB, asked for {RAM // 2}")
+    vm.wait_for(r"balloon: at target \d+ pages \(512 MiB\)", 10)
+    held = app_fill(vm)
+    rss_inflated = rss_mib(vm)
+    ctx.note(f"inflate {RAM // 2} MiB took {secs:.2f} s; app then held {held} MiB; "
+             f"QEMU RSS {rss_boot:.0f} MiB at boot, {rss_inflated:.0f} MiB after the app touched everything")
+    check(held >= RAM // 2 - 96, f"the app got only {held} MiB of the {RAM // 2} MiB left to the guest")
+    # Everything the guest still has is touched now; the balloon must be absent.
+    check(rss_inflated <= rss_boot + RAM // 2 + 32,
+          f"QEMU holds {rss_inflated:.0f} MiB with a {RAM // 2} MiB balloon (boot baseline {rss_boot:.0f} MiB)")
+    app_check(vm)
+    app_release_all(vm)
+
+    got, _ = set_target(vm, RAM)
+    check(abs(got - RAM) < 2, f"deflate stopped at {got:.0f} MiB")
+    held2 = app_fill(vm)
+    rss_deflated = rss_mib(vm)
+    ctx.note(f"after deflate the app held {held2} MiB, QEMU RSS {rss_deflated:.0f} MiB")
+    check(held2 >= held + RAM // 2 - 32, f"after deflate the app got {held2} MiB, before {held} MiB")
+    check(rss_deflated >= rss_inflated + RAM // 2 - 96, "RSS did not grow when the guest reused the memory")
+    app_check(vm)
+    console(vm, "balloon check", r"balloon: books consistent", 30)
+
+
+@scenario("balloon_hugetlb")
+def balloon_hugetlb(ctx):
+    """hugetlbfs-backed guest RAM: after inflating by N MiB the host's free huge
+    pages rise by >= 95% of N (a Linux guest releases none here)."""
+    try:
+        pool = hugetlb_pool(mib=RAM + 64)
+        mount = pool.__enter__()
+    except Unavailable as e:
+        raise AssertionError(f"cannot set up hugetlbfs: {e}")
+    try:
+        vm = ctx.vm(mem_mb=RAM, hugetlb_path=mount)
+        boot_to_prompt(vm)
+        # Touch all guest memory so the host really allocated its huge pages.
+        app_fill(vm)
+        app_release_all(vm)
+        free0 = meminfo("HugePages_Free")
+        got, secs = set_target(vm, RAM // 2)
+        ballooned = RAM - got
+        free1 = meminfo("HugePages_Free")
+        released = (free1 - free0) * 2
+        ctx.note(f"ballooned {ballooned:.0f} MiB in {secs:.2f} s; host huge pages freed: {released} MiB "
+                 f"({released / max(ballooned, 1):.3f} of it)")
+        check(ballooned >= RAM // 2 - 2, f"only {ballooned:.0f} MiB ballooned")
+        check(released >= 0.95 * ballooned,
+              f"host freed {released} MiB of huge pages for {ballooned:.0f} MiB ballooned")
+        got, _ = set_target(vm, RAM)
+        check(abs(got - RAM) < 2, f"deflate stopped at {got:.0f} MiB")
+        held = app_fill(vm)
+        check(held >= RAM - 160, f"after deflate the app got only {held} MiB")
+        app_check(vm)
+    finally:
+        ctx.cleanup()
+        pool.__exit__(None, None, None)
+
+
+@scenario("balloon_transitional")
+def balloon_transitional(ctx):
+    """The transitional device (directly on pcie.0, legacy + modern
+    interfaces): the driver uses its modern interface the same way."""
+    vm = ctx.vm(mem_mb=512, balloon="transitional")
+    boot_to_prompt(vm)
+    vm.wait_for(r"virtio-balloon: .* (modern|transitional)", 5)
+    got, _ = set_target(vm, 256)
+    check(abs(got - 256) < 2, f"inflate stopped at {got:.0f} MiB")
+    got, _ = set_target(vm, 512)
+    check(abs(got - 512) < 2, f"deflate stopped at {got:.0f} MiB")
+    console(vm, "balloon check", r"balloon: books consistent", 30)
+
+
+@scenario("balloon_unreachable_target")
+def balloon_unreachable_target(ctx):
+    """Targets the guest cannot meet: more than it can give while keeping its
+    minimum free, and more than is free while the app holds memory. Each ends
+    in one clear status line and a stable `actual`, not a hang or a flood."""
+    vm = ctx.vm(mem_mb=512)
+    idx = boot_to_prompt(vm)
+    got, _ = set_target(vm, 8, settle=3)
+    vm.wait_for(r"balloon: host asks for \d+ pages .*: clamped", 10, start=idx)
+    stable = [guest_mib(vm) for _ in range(5)]
+    check(len(set(stable)) == 1, f"actual keeps moving: {stable}")
+    check(got > 8, "the guest gave away memory below its minimum free")
+    got, _ = set_target(vm, 512)
+    check(abs(got - 512) < 2, f"deflate stopped at {got:.0f} MiB")
+
+    held = app_fill(vm)
+    start = len(vm.lines)
+    got, _ = set_target(vm, 256, settle=3)
+    vm.wait_for(r"balloon: cannot reach target", 10, start=start)
+    ctx.note(f"app holding {held} MiB: target 256 MiB ended at {got:.0f} MiB")
+    check(got > 256, "the balloon took memory the app holds")
+    noise = sum(1 for _, line in vm.lines[start:] if line.startswith("balloon:"))
+    check(noise <= 4, f"{noise} balloon lines for one unreachable target")
+    app_check(vm)
+    console(vm, "balloon check", r"balloon: books consistent", 30)
