@@ -86,7 +86,7 @@ static enum paging_err map_direct(struct pt_pool *pool, uint64_t *pml4, uint64_t
 /* Page flags for the span page at va: 0 if no segment touches it. */
 static uint64_t kernel_page_flags(const struct elf_image *img, uint64_t va, int use_nx)
 {
-	int touched = 0, exec = 0;
+	int touched = 0, exec = 0, write = 0;
 	for (uint32_t i = 0; i < img->nseg; i++) {
 		const struct elf_segment *s = &img->seg[i];
 		uint64_t lo = s->vaddr & ~(SZ_4K - 1);
@@ -94,11 +94,12 @@ static uint64_t kernel_page_flags(const struct elf_image *img, uint64_t va, int 
 		if (va >= lo && va < hi) {
 			touched = 1;
 			exec |= (s->flags & ELF_PF_X) != 0;
+			write |= (s->flags & ELF_PF_W) != 0;
 		}
 	}
 	if (!touched)
 		return 0;
-	return PTE_P | PTE_RW | (use_nx && !exec ? PTE_NX : 0);
+	return PTE_P | (write ? PTE_RW : 0) | (use_nx && !exec ? PTE_NX : 0);
 }
 
 static enum paging_err map_kernel(struct pt_pool *pool, uint64_t *pml4, const struct elf_image *img,

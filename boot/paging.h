@@ -7,8 +7,9 @@
  *   - [0, max_phys) identity (PML4[0]) and at BOOT_HHDM_BASE + phys
  *     (PML4[256]) with 2 MiB pages, RW, write-back; both slots share one PDPT;
  *   - every 4 KiB page of the kernel span that a PT_LOAD segment touches, at
- *     its link address, to kernel_phys + (vaddr - span_start), RW, and NX
- *     unless an executable segment touches the page (only if use_nx).
+ *     its link address, to kernel_phys + (vaddr - span_start), writable only
+ *     if a writable segment touches it, and NX unless an executable segment
+ *     touches it (only if use_nx): text R-X, rodata R--, data RW-.
  * Pages of the span no segment touches stay unmapped.
  *
  * A table's physical address is its pointer value: true in the loader (UEFI

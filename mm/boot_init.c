@@ -103,9 +103,9 @@ static int map_direct(const struct boot_info *bi)
 }
 
 /* The kernel image page by page with the permissions the loader gave each
- * segment: NX where not code, read from the loader's tables rather than
- * trusting link-time symbols; code pages lose W (W^X for text). Read-only
- * data stays writable: nothing tells rodata from data at run time. */
+ * segment, read from the loader's tables (which follow the ELF segment flags:
+ * text R-X, rodata R--, data RW-) rather than trusting link-time symbols;
+ * code pages never get W, whatever the loader did (W^X). */
 static int map_kernel(const struct boot_info *bi)
 {
 	struct pgtable loader = { .root = bi->loader_pml4, .ops = &kernel_pt_ops };
@@ -116,7 +116,7 @@ static int map_kernel(const struct boot_info *bi)
 		if (pt_lookup(&loader, va, &w) == MM_OK && w.pa == pa)
 			flags = w.flags & (PTE_W | PTE_NX);
 		if (!(flags & PTE_NX))
-			flags &= ~PTE_W;    /* code is never writable (the loader maps all RW) */
+			flags &= ~PTE_W;    /* code is never writable */
 		int err = pt_map(&mmk.pt, va, pa, flags | PTE_G);
 		if (err) {
 			klog("mm: mapping the kernel at %#llx failed: %s", (unsigned long long)va, mm_strerror(err));

@@ -126,6 +126,11 @@ SELFTEST(mm_page_tables_live)
 	ST_ASSERT(pt_lookup(&mmk.pt, (uint64_t)&data_marker, &w) == MM_OK);
 	ST_ASSERT((w.flags & PTE_W) && (w.flags & PTE_NX));
 	ST_ASSERT(virt_to_phys(&data_marker) == w.pa);
+	/* Read-only data: neither writable nor executable. */
+	static const uint64_t rodata_marker = 0x726f64617461ull;
+	ST_ASSERT(pt_lookup(&mmk.pt, (uint64_t)&rodata_marker, &w) == MM_OK);
+	ST_ASSERT(!(w.flags & PTE_W) && (w.flags & PTE_NX));
+	ST_ASSERT(*(volatile const uint64_t *)&rodata_marker == 0x726f64617461ull);
 	/* DMA memory: zeroed, contiguous, aligned to its size, same frame through the direct map. */
 	uint64_t pa;
 	uint8_t *d = dma_alloc_pages(3, &pa);

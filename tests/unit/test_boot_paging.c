@@ -139,13 +139,13 @@ static void test_kernel_pages(void **state)
 	assert_int_equal(b.err, PAGING_OK);
 
 	struct walk t = translate(b.pml4, base + 0x10);
-	assert_true(t.present && !t.large && t.writable && !t.nx);
+	assert_true(t.present && !t.large && !t.writable && !t.nx);   /* text: R-X */
 	assert_int_equal(t.pa, KPHYS + 0x10);
 	t = translate(b.pml4, base + 0x1fff);              /* text's second page (memsz 0x1800) */
 	assert_true(t.present && !t.nx);
 	assert_int_equal(t.pa, KPHYS + 0x1fff);
 	t = translate(b.pml4, base + 0x2040);              /* rodata */
-	assert_true(t.present && t.nx && t.writable);
+	assert_true(t.present && t.nx && !t.writable);     /* rodata: R-- */
 	assert_int_equal(t.pa, KPHYS + 0x2040);
 	assert_false(translate(b.pml4, base + 0x3000).present);   /* hole */
 	for (uint64_t off = 0x4000; off < 0x8000; off += 0x1000) {   /* data + bss */
