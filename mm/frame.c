@@ -267,8 +267,8 @@ static void make_current(struct frame_alloc *fa, enum block_kind kind, uint32_t 
 }
 
 /* Try a run in block b; on success settle it (unless current) and return 1. */
-static int try_block(struct frame_alloc *fa, uint32_t b, unsigned order,
-                     enum frame_state state, uint64_t owner, uint64_t *pfn)
+int fa_try_block(struct frame_alloc *fa, uint32_t b, unsigned order,
+                 enum frame_state state, uint64_t owner, uint64_t *pfn)
 {
 	struct mblock *blk = &fa->blocks[b];
 	if (blk->nfree < (1u << order))
@@ -294,7 +294,7 @@ static int try_alloc(struct frame_alloc *fa, enum block_kind kind, unsigned orde
 		return 1;   /* full: on no list */
 	}
 	b = fa->cur[kind];
-	if (b != FA_NIL && try_block(fa, b, order, state, owner, pfn))
+	if (b != FA_NIL && fa_try_block(fa, b, order, state, owner, pfn))
 		return 1;
 	if (order == 0) {
 		/* Current block exhausted: the fullest partial block of this
@@ -306,14 +306,14 @@ static int try_alloc(struct frame_alloc *fa, enum block_kind kind, unsigned orde
 		else if ((b = fa_grab_free_block(fa, kind)) == FA_NIL)
 			return 0;
 		make_current(fa, kind, b);
-		return try_block(fa, b, 0, state, owner, pfn);
+		return fa_try_block(fa, b, 0, state, owner, pfn);
 	}
 	/* Runs: fullest partial blocks first, a bounded number of tries. */
 	unsigned tries = 0;
 	for (unsigned bk = fa_bucket(1u << order); bk < FA_NBUCKETS; bk++)
 		for (b = fa->lists[FA_L_PART(kind, bk)].head; b != FA_NIL && tries < 16;
 		     b = fa->blocks[b].next, tries++)
-			if (try_block(fa, b, order, state, owner, pfn))
+			if (fa_try_block(fa, b, order, state, owner, pfn))
 				return 1;
 	b = fa_grab_free_block(fa, kind);
 	if (b != FA_NIL) {
@@ -327,7 +327,7 @@ static int try_alloc(struct frame_alloc *fa, enum block_kind kind, unsigned orde
 	/* No free block left: look at every partial block before failing. */
 	for (unsigned bk = fa_bucket(1u << order); bk < FA_NBUCKETS; bk++)
 		for (b = fa->lists[FA_L_PART(kind, bk)].head; b != FA_NIL; b = fa->blocks[b].next)
-			if (try_block(fa, b, order, state, owner, pfn))
+			if (fa_try_block(fa, b, order, state, owner, pfn))
 				return 1;
 	return 0;
 }

@@ -29,15 +29,7 @@ uint64_t fa_balloon_take_blocks(struct frame_alloc *fa, uint64_t n, uint64_t *pf
 /* One run from block b, settling it; 1 if taken. */
 static int run_from(struct frame_alloc *fa, uint32_t b, unsigned order, uint64_t *pfn)
 {
-	struct mblock *blk = &fa->blocks[b];
-	if (blk->nfree < (1u << order))
-		return 0;
-	int i = fa_find_run(blk, order);
-	if (i < 0)
-		return 0;
-	*pfn = fa_take_run(fa, b, (unsigned)i, order, FS_BALLOON, 0);
-	fa_block_settle(fa, b);
-	return 1;
+	return fa_try_block(fa, b, order, FS_BALLOON, 0, pfn);
 }
 
 /* Where a small balloon run comes from, in order: unmovable blocks (they are

@@ -191,6 +191,10 @@ static inline int fa_find_run(const struct mblock *blk, unsigned order)
 }
 
 /* Mark a found run allocated and write its head descriptor. */
+/* Take a 2^order run from block b for `state` (frame.c); 1 if taken. */
+int fa_try_block(struct frame_alloc *fa, uint32_t b, unsigned order,
+                 enum frame_state state, uint64_t owner, uint64_t *pfn);
+
 static inline uint64_t fa_take_run(struct frame_alloc *fa, uint32_t b, unsigned i, unsigned order,
                                    enum frame_state state, uint64_t owner_va)
 {
