@@ -4,15 +4,17 @@
  *
  * It talks to three things, all given at balloon_init:
  *   - the device's queues: struct virtq (drivers/virtq.h) for inflate,
- *     deflate and (optionally) stats, already set up by the transport;
- *   - a transport ops struct: read num_pages (generation-stable), write actual;
- *   - a memory ops struct: take/give frames from/to the allocator (contract
- *     below, bound to mm/ by the kernel glue).
+ *     deflate and (optionally) stats and free page reporting, already set
+ *     up by the transport;
+ *   - a transport ops struct: read num_pages (generation-stable), write
+ *     actual, relax while the OOM path waits;
+ *   - a memory ops struct: take/give frames from/to the allocator, isolate
+ *     free blocks for reporting (contract below, bound to mm/ by the kernel
+ *     glue), and optionally reclaim ops (the shrinkers).
  *
  * What it does (driven by balloon_poll(now), which never blocks):
- *   Target = the device's num_pages, clamped to what can be given while
- *   min_free_pages stay free (and to max_pages); a clamp is logged once per
- *   new value, rate-limited.
+ *   Target: the host's num_pages through the policy below; a clamp is
+ *   logged once per new value, rate-limited.
  *   Inflate: whole free 2 MiB blocks first (compacting once per round when
  *   there are too few); each block is one element = a chain of two 1 KiB
  *   device-readable descriptors with its 512 le32 PFNs, so a host backed by
@@ -28,7 +30,51 @@
  *   actual (4 KiB pages) = acked inflated pages not yet deflate-acked; written
  *   once per poll when it changed, i.e. as batches are acked.
  *   Stats: one buffer stays queued; when the host returns it, it is refilled
- *   (free, total, available memory) and queued again.
+ *   (every tag we can honestly know, sources in stats_fill()) and queued again.
+ *
+ * Policy (struct balloon_params, changeable at run time: balloon_set_params):
+ *   Target = the host's num_pages, or max(initial, num_pages) while the host
+ *   has not set a target yet (its first change of num_pages after boot takes
+ *   over; like VirtualBox's default balloon, `initial` inflates without any
+ *   host command). Then clamped to max_pages and to total - min_free, and,
+ *   after a deflate on OOM, to what the balloon held then (below).
+ *   Inflation is rate limited (rate_pages_per_s: a token bucket, whole
+ *   blocks, starting with one block of credit and keeping at most a second
+ *   of it while inflating; deflation never is, giving memory back to the
+ *   guest is never slowed down).
+ *   When the target needs more than free - min_free, the reclaim ops (the
+ *   kernel's shrinkers, lowest priority first) are asked one batch per poll
+ *   before the balloon reports a shortfall; compaction still only turns
+ *   free memory into whole blocks.
+ *
+ * Deflate on OOM (DEFLATE_ON_OOM negotiated; balloon_oom() from the
+ *   allocator's OOM notifier, synchronously inside an allocation): deflate
+ *   at least oom_pages (default 8 MiB, so a burst of allocations does not pay
+ *   one round trip each), tell the host, wait for its ack for at most
+ *   oom_wait_ns (default 200 ms, spinning with tops->relax), then give the
+ *   frames to the allocator and write actual. Rule against re-inflating into
+ *   the same shortage (Linux's): the target is then capped at what the
+ *   balloon still holds until the host *changes* num_pages (writing the same
+ *   value again is invisible to a polling driver; a new balloon.initial
+ *   counts as a change from the guest's side). If the host did not ack in
+ *   time, the call gives up (returns what came back) and later OOM calls do
+ *   not wait again until those acks arrive. Without the feature nothing is
+ *   deflated: the allocation fails cleanly. Nothing is logged inside the OOM
+ *   path (the allocator may be inside newlib's malloc): the next poll logs.
+ *
+ * Free page reporting (REPORTING negotiated, report_vq set, report mem ops
+ *   present): report_delay_ns after the allocator first shows unreported
+ *   resident free blocks, isolate up to BALLOON_REPORT_BLOCKS of them (never
+ *   below min_free), merge neighbours into larger runs, and send one element
+ *   of at most min(queue size, BALLOON_REPORT_DESCS) device-writable
+ *   descriptors; on the ack they go back to the allocator as reported (not
+ *   resident, contents undefined, usable at once) and the next round starts
+ *   at once while blocks remain; then back to waiting. One element in flight
+ *   at a time; blocks that did not fit in the descriptors go back unreported.
+ *   The OOM path also takes an acked report back early (bounded wait, with
+ *   or without DEFLATE_ON_OOM). A host that never acks keeps those blocks
+ *   (at most 128 MiB) out of use: reusing them could lose data it discards.
+ *   PAGE_POISON is declined (QEMU skips discarding when poison_val != 0).
  *
  * Ownership: a frame taken from memory ops belongs to the balloon until it
  * is given back. Frames in an element the device has not acked are never
@@ -93,7 +139,11 @@ struct virtio_balloon_stat {
 #define BALLOON_MAX_RUN_ORDER   8u     /* small runs: at most half a block */
 #define BALLOON_SLOTS           64u    /* elements in flight (both queues) */
 #define BALLOON_ELEM_RUNS       32u    /* runs one small-run element may carry */
-#define BALLOON_STATS_MAX       8u
+#define BALLOON_STATS_MAX       10u
+#define BALLOON_REPORT_BLOCKS   64u    /* blocks isolated per report round (128 MiB) */
+#define BALLOON_REPORT_DESCS    32u    /* descriptors per report element (QEMU's queue size) */
+#define BALLOON_REPORT_RUN_BLOCKS 512u /* largest run in one descriptor (1 GiB: fits le32 len) */
+#define BALLOON_DEFAULT_OOM_PAGES (4u * BALLOON_PAGES_PER_BLOCK)   /* 8 MiB */
 #define BALLOON_SLOT_BYTES      (BALLOON_PAGES_PER_BLOCK * 4u)
 /* DMA memory balloon_init needs: the PFN arrays, then the stats buffer. */
 #define BALLOON_DMA_BYTES       (BALLOON_SLOTS * BALLOON_SLOT_BYTES + 4096u)
@@ -113,8 +163,10 @@ void balloon_vq_layout(uint64_t offered, struct balloon_vq_layout *out);
 
 /* The features this driver accepts out of `offered`: VERSION_1 (required: 0
  * is returned if it is missing), STATS_VQ, MUST_TELL_HOST (we always tell
- * first, so accepting it costs nothing). Not yet: DEFLATE_ON_OOM,
- * FREE_PAGE_HINT, PAGE_POISON, REPORTING (later work, seams above). */
+ * first, so accepting it costs nothing), DEFLATE_ON_OOM, REPORTING.
+ * Declined: FREE_PAGE_HINT (migration hinting, not implemented) and
+ * PAGE_POISON (we do not poison freed pages; accepting it with a zero
+ * poison_val would only restate that). */
 uint64_t balloon_features_wanted(uint64_t offered);
 
 /* ---- what the core needs from outside */
@@ -126,6 +178,10 @@ struct balloon_transport_ops {
 	int (*read_num_pages)(void *ctx, uint32_t *num_pages);
 	/* Store `actual` (4 KiB pages) into device config with one 32-bit write. */
 	void (*write_actual)(void *ctx, uint32_t actual);
+	/* Optional: called in the OOM path's bounded wait for the host's ack
+	 * (a pause instruction in the kernel; host tests move their clock). NULL:
+	 * the OOM path does not wait, it only takes acks already there. */
+	void (*relax)(void *ctx);
 };
 
 /*
@@ -167,6 +223,26 @@ struct balloon_mem_ops {
 	uint64_t (*free_pages)(void *ctx);
 	/* Frames the allocator manages (free + allocated + balloon-owned). */
 	uint64_t (*total_pages)(void *ctx);
+
+	/* Free page reporting, optional (all three or none):
+	 * report_pending: wholly free, resident, unreported blocks right now (cheap).
+	 * report_isolate: take up to `max` of them out of circulation (nobody may
+	 *   allocate them while the host is told); first PFNs into pfns[], returns n.
+	 * report_done: put isolated blocks back; reported = 1: the host was told,
+	 *   so they are free, not resident, contents undefined; 0: as they were. */
+	uint64_t (*report_pending)(void *ctx);
+	unsigned (*report_isolate)(void *ctx, uint64_t *pfns, unsigned max);
+	void (*report_done)(void *ctx, const uint64_t *pfns, unsigned n, int reported);
+};
+
+/* Memory the kernel could free on request (the shrinker registry,
+ * kernel/shrinker.h), optional. */
+struct balloon_reclaim_ops {
+	/* Pages the caches could free now (0 if none). */
+	uint64_t (*count)(void *ctx);
+	/* One gradual step: free up to `pages` (lowest priority first); returns
+	 * pages freed to the allocator, 0 when nothing more can be freed. */
+	uint64_t (*reclaim)(void *ctx, uint64_t pages);
 };
 
 struct balloon_params {
@@ -175,6 +251,11 @@ struct balloon_params {
 	uint64_t ack_timeout_ns;  /* in-flight element older than this: host stalled (0 = 5 s) */
 	uint64_t retry_ns;        /* after running short, try again after this (0 = 1 s) */
 	unsigned batch;           /* elements submitted per poll at most (0 = 16) */
+	uint64_t initial_pages;   /* balloon at boot, until the host sets a target (0 = none) */
+	uint64_t rate_pages_per_s;/* inflation limit (0 = unlimited) */
+	uint64_t report_delay_ns; /* free page reporting: wait after frees (0 = at once) */
+	uint64_t oom_pages;       /* deflate at least this per OOM call (0 = 8 MiB) */
+	uint64_t oom_wait_ns;     /* OOM path: longest wait for the host's ack (0 = 200 ms) */
 };
 
 struct balloon_setup {
@@ -184,6 +265,9 @@ struct balloon_setup {
 	void *mctx;
 	struct virtq *inflate_vq, *deflate_vq;
 	struct virtq *stats_vq;           /* NULL if STATS_VQ was not negotiated */
+	struct virtq *report_vq;          /* NULL if REPORTING was not negotiated */
+	const struct balloon_reclaim_ops *rops;  /* NULL: nothing to reclaim */
+	void *rctx;
 	uint64_t features;                /* negotiated */
 	/* DMA memory (device-readable PFN arrays + stats), >= BALLOON_DMA_BYTES. */
 	void *dma;
@@ -221,6 +305,34 @@ struct balloon_elem {
 	le32    *pfns;                  /* BALLOON_PAGES_PER_BLOCK entries, DMA */
 	uint64_t pfns_pa;
 	struct balloon_run runs[BALLOON_ELEM_RUNS];
+};
+
+/* Why the balloon is not where the host wants it (console, tests). */
+enum balloon_limit_reason {
+	BLIM_NONE,
+	BLIM_MAX,            /* target clamped by max_pages */
+	BLIM_MIN_FREE,       /* target clamped by total - min_free */
+	BLIM_OOM,            /* held since a deflate on OOM, until a new host target */
+};
+enum balloon_short_reason {
+	BSHORT_NONE,
+	BSHORT_MIN_FREE,     /* free memory at min_free and the shrinkers gave nothing */
+	BSHORT_NO_RUNS,      /* free memory exists but the allocator gave no run */
+	BSHORT_ALLOC_ERROR,  /* the allocator returned a bad range: inflate stopped */
+};
+
+enum balloon_report_state { REPORT_IDLE, REPORT_ARMED, REPORT_BUSY };
+
+/* Free page reporting: one element in flight at most. */
+struct balloon_report {
+	uint8_t  state;               /* enum balloon_report_state */
+	uint8_t  in_flight;           /* the element below is on the queue */
+	uint64_t due_ns;              /* ARMED: report at this time */
+	uint64_t submitted_ns;
+	unsigned n;                   /* isolated blocks in flight */
+	uint64_t pfns[BALLOON_REPORT_BLOCKS];
+	uint64_t rounds, blocks, runs, put_back;
+	int      stall_logged, broken_logged;
 };
 
 enum balloon_state {
@@ -275,7 +387,35 @@ struct balloon {
 
 	uint64_t blocks_sent, runs_sent, deflates_sent, acks;
 
-	struct klog_limit lim_clamp, lim_target, lim_status, lim_stall, lim_mem;
+	/* policy */
+	int      host_set;          /* the host changed num_pages since boot: initial is off */
+	int      have_first_np;
+	uint32_t first_np;          /* num_pages at the first read */
+	int      params_changed;    /* recompute the target at the next poll */
+	enum balloon_limit_reason limit_reason;
+	enum balloon_short_reason short_reason;
+	uint64_t rate_tokens;       /* pages of inflation credit */
+	uint64_t rate_last_ns;
+	int      rate_limited;      /* the last inflate step waited for credit */
+	int      reclaim_dry;       /* the shrinkers gave nothing: not again before a retry */
+	uint64_t reclaimed;         /* pages the shrinkers freed for the balloon */
+	uint64_t reclaim_calls;
+
+	/* deflate on OOM */
+	int      in_poll, in_oom;
+	int      oom_capped;        /* target held at oom_cap until the host changes num_pages */
+	uint64_t oom_cap;
+	int      oom_waiting;       /* an OOM deflate timed out; its acks are still out */
+	uint64_t oom_calls, oom_deflates, oom_pages, oom_timeouts, oom_refused;
+	uint64_t oom_logged;        /* oom_deflates already announced by a poll */
+	uint64_t oom_timeouts_logged;
+
+	/* totals */
+	uint64_t pages_inflated, pages_deflated;   /* acked by the host */
+
+	struct balloon_report rep;
+
+	struct klog_limit lim_clamp, lim_target, lim_status, lim_stall, lim_mem, lim_oom, lim_rep;
 };
 
 /* Check the setup, carve the memory, queue the stats buffer. 0, or -1 with
@@ -285,6 +425,19 @@ int balloon_init(struct balloon *b, const struct balloon_setup *s);
 /* Do one bounded step: reap acks, write actual, read the target, submit
  * more work. Call every ~1 ms and on device interrupts. */
 void balloon_poll(struct balloon *b, uint64_t now_ns);
+
+/* Change the policy knobs at run time (min_free, max, initial, rate,
+ * report delay, OOM sizes; timeouts and batch too). Absurd values are
+ * clamped with one line each (min_free above RAM, max above RAM, initial
+ * above what can be given); the target is recomputed at the next poll.
+ * Setting initial_pages counts as a new target: it lifts an OOM hold.
+ * Returns the number of values clamped. */
+int balloon_set_params(struct balloon *b, const struct balloon_params *p);
+
+/* The allocator's OOM notifier (see the header comment): returns frames
+ * given back to the allocator during this call (deflated or, with free page
+ * reporting, reported blocks whose ack had arrived). Never logs. */
+uint64_t balloon_oom(struct balloon *b, uint64_t pages_wanted);
 
 /* After the device was reset (it no longer uses our buffers): give every
  * balloon-owned frame back to the allocator, acked or in flight, and zero
@@ -301,6 +454,19 @@ static inline uint64_t balloon_owned(const struct balloon *b)
 
 /* One status line (no newline) for the console and tests. */
 void balloon_format_status(const struct balloon *b, char *buf, size_t len);
+/* The console's detail lines (newline-separated, no trailing newline):
+ * knobs, in flight, totals, OOM, reporting, limits and shortfall. */
+void balloon_format_details(const struct balloon *b, char *buf, size_t len);
+const char *balloon_limit_name(enum balloon_limit_reason r);
+const char *balloon_short_name(enum balloon_short_reason r);
+
+/* The statistics the driver would send now (tag, value in bytes or a count),
+ * the same as on the stats queue; returns how many. */
+unsigned balloon_stats_fill(const struct balloon *b, struct virtio_balloon_stat *out, unsigned max);
+const char *balloon_stat_name(unsigned tag);
+
+/* The target the policy computes now (pages), as balloon_poll uses it. */
+static inline uint64_t balloon_target(const struct balloon *b) { return b->target; }
 
 /* Check every internal invariant (bitmap vs counters vs elements, no overlap
  * between in-flight runs and ballooned frames, actual written). 0 if all

@@ -7,10 +7,16 @@ UNIT_TESTS += test_balloon
 test_balloon_SRCS := tests/unit/test_balloon.c drivers/balloon.c drivers/virtq.c \
                      tests/unit/fake_virtio_dev.c tests/unit/fake_balloon_mem.c
 
+UNIT_TESTS += test_balloon_features
+test_balloon_features_SRCS := tests/unit/test_balloon_features.c drivers/balloon.c drivers/virtq.c \
+                              tests/unit/fake_virtio_dev.c tests/unit/fake_balloon_mem.c \
+                              kernel/shrinker.c
+
 UNIT_TESTS += test_virtio_pci
 test_virtio_pci_SRCS := tests/unit/test_virtio_pci.c drivers/pci.c drivers/virtio_pci.c \
                         drivers/virtq.c drivers/balloon.c tests/unit/fake_virtio_pci.c
 
 KERNEL_SRCS += drivers/pci.c drivers/pci_hw.c drivers/virtq.c drivers/virtio_pci.c \
                drivers/virtio_pci_hw.c drivers/balloon.c drivers/virtio_balloon.c \
-               drivers/balloon_early_mem.c tests/guest/virtio_balloon_tests.c
+               tests/guest/virtio_balloon_tests.c \
+               tests/guest/balloon_feature_tests.c

@@ -4,14 +4,20 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include "kclock.h"
 #include "kernel/cmdline.h"
 #include "kernel/console.h"
 #include "kernel/initcall.h"
 #include "kernel/kmem.h"
+#include "kernel/shrinker.h"
 #include "klog.h"
+#include "mm/mm.h"
 #include "virtio_balloon.h"
 #include "virtio_pci_hw.h"
+
+#define MIB (1ull << 20)
 
 static struct virtio_balloon_dev vb;
 static int found;
@@ -20,12 +26,54 @@ static const struct balloon_mem_ops *mem_ops;
 static void *mem_ctx;
 static uint64_t mem_max_pfn;
 
-static uint64_t opt_min_free = 16ull << 20;
+/* ---- knobs: command line and `set` at run time (on_set applies them) */
+
+static uint64_t opt_initial;
 static uint64_t opt_max;
-CMDLINE_SIZE(balloon_min_free, "balloon.min_free", &opt_min_free, 0, 1ull << 40,
-             "memory the balloon always leaves free");
-CMDLINE_SIZE(balloon_max, "balloon.max", &opt_max, 0, 1ull << 40,
-             "largest balloon (0 = only min_free limits it)");
+static uint64_t opt_min_free = 16 * MIB;
+static uint64_t opt_rate;                  /* MiB/s */
+static uint64_t opt_report_delay_ms = 2000;
+
+static int apply_knobs(void);
+
+/* CMDLINE_* registers no on_set; these options act when `set` changes them. */
+#define VB_OPT(id_, name_, type_, var_, min_, max_, help_) \
+	static const struct cmdline_opt cmdline_opt_##id_ \
+	__attribute__((used, section("cmdline_opts"), aligned(8))) = \
+	{ name_, type_, var_, sizeof(uint64_t), min_, max_, help_, apply_knobs }
+
+VB_OPT(balloon_initial, "balloon.initial", OPT_SIZE, &opt_initial, 0, 1ull << 40,
+       "balloon size at boot, until the host sets a target (0 = none)");
+VB_OPT(balloon_max, "balloon.max", OPT_SIZE, &opt_max, 0, 1ull << 40,
+       "largest balloon (0 = only min_free limits it)");
+VB_OPT(balloon_min_free, "balloon.min_free", OPT_SIZE, &opt_min_free, 0, 1ull << 40,
+       "memory the balloon always leaves free");
+VB_OPT(balloon_rate, "balloon.rate", OPT_U64, &opt_rate, 0, 1ull << 20,
+       "inflation limit in MiB/s (0 = unlimited)");
+VB_OPT(balloon_report_delay, "balloon.report_delay", OPT_U64, &opt_report_delay_ms, 0, 3600000,
+       "free page reporting: milliseconds after frees before reporting");
+
+static void knobs_to_params(struct balloon_params *p)
+{
+	p->initial_pages = opt_initial / PAGE_SIZE;
+	p->max_pages = opt_max / PAGE_SIZE;
+	p->min_free_pages = opt_min_free / PAGE_SIZE;
+	p->rate_pages_per_s = opt_rate * (MIB / PAGE_SIZE);
+	p->report_delay_ns = opt_report_delay_ms * NS_PER_MS;
+}
+
+static int apply_knobs(void)
+{
+	if (!vb.core_up)
+		return -1;   /* `set` says it could not take effect */
+	struct balloon_params p = vb.b.s.params;
+	knobs_to_params(&p);
+	if (p.initial_pages != vb.b.s.params.initial_pages && vb.b.host_set)
+		klog("balloon: the host has set a target (%u pages): balloon.initial no longer applies",
+		     vb.b.num_pages);
+	balloon_set_params(&vb.b, &p);   /* clamps say so themselves, one line each */
+	return 0;
+}
 
 void virtio_balloon_bind_memory(const struct balloon_mem_ops *ops, void *ctx, uint64_t max_pfn)
 {
@@ -50,7 +98,31 @@ static void write_actual(void *ctx, uint32_t actual)
 	vp_config_write32(&d->vp, VIRTIO_BALLOON_CFG_ACTUAL, actual);
 }
 
-static const struct balloon_transport_ops transport_ops = { read_num_pages, write_actual };
+/* The OOM path spins (bounded) for the host's ack: under TCG the device
+ * answers inside our notify write, under KVM within microseconds. */
+static void relax(void *ctx) { __asm__ __volatile__("pause" ::: "memory"); }
+
+static const struct balloon_transport_ops transport_ops = {
+	.read_num_pages = read_num_pages, .write_actual = write_actual, .relax = relax,
+};
+
+static struct balloon_mem_ops bound_ops;   /* mem_ops, completed */
+
+/* ---- shrinkers: what the balloon may reclaim, and the stats' caches */
+
+static uint64_t rc_count(void *ctx) { return shrinker_count_all(); }
+static uint64_t rc_reclaim(void *ctx, uint64_t pages) { return shrinker_reclaim(pages); }
+static const struct balloon_reclaim_ops reclaim_ops = { rc_count, rc_reclaim };
+
+/* ---- the allocator's OOM notifier */
+
+static uint64_t vb_oom(void *ctx, unsigned order, enum block_kind kind)
+{
+	struct virtio_balloon_dev *d = &vb;
+	if (!d->core_up || !d->transport_up)
+		return 0;
+	return balloon_oom(&d->b, 1ull << order);
+}
 
 /* ---- bring-up */
 
@@ -71,21 +143,27 @@ static int setup_queues(struct virtio_balloon_dev *d)
 		else
 			d->has_stats = 1;
 	}
+	if (d->vp.features & (1ull << VIRTIO_BALLOON_F_REPORTING)) {
+		int rc = vp_setup_queue(&d->vp, (uint16_t)l->reporting, &d->report_vq, "balloon-report",
+		                        BALLOON_REPORT_DESCS);
+		if (rc == -ENOENT)
+			klog("virtio-balloon: PAGE_REPORTING offered but queue %d is absent; no reporting",
+			     l->reporting);
+		else if (rc != 0)
+			return -1;
+		else
+			d->has_report = 1;
+	}
 	return 0;
 }
 
-/* drivers/balloon_early_mem.c: bring-up only, see there */
-extern int balloon_earlymem;
-const struct balloon_mem_ops *balloon_early_mem(void **ctx, uint64_t *max_pfn);
-
 static void start_core(struct virtio_balloon_dev *d)
 {
-	if (!mem_ops && balloon_earlymem)
-		mem_ops = balloon_early_mem(&mem_ctx, &mem_max_pfn);
 	if (!mem_ops) {
 		klog("virtio-balloon: no memory allocator bound; device ready, balloon idle");
 		return;
 	}
+	bound_ops = *mem_ops;
 	uint64_t dma_pa, track_pa;
 	size_t track_pages = (balloon_track_bytes(mem_max_pfn) + PAGE_SIZE - 1) / PAGE_SIZE;
 	void *dma = dma_alloc_pages(BALLOON_DMA_BYTES / PAGE_SIZE, &dma_pa);
@@ -97,16 +175,45 @@ static void start_core(struct virtio_balloon_dev *d)
 	}
 	struct balloon_setup s = {
 		.tops = &transport_ops, .tctx = d,
-		.mops = mem_ops, .mctx = mem_ctx,
+		.mops = &bound_ops, .mctx = mem_ctx,
 		.inflate_vq = &d->inflate_vq, .deflate_vq = &d->deflate_vq,
 		.stats_vq = d->has_stats ? &d->stats_vq : NULL,
+		.report_vq = d->has_report ? &d->report_vq : NULL,
+		.rops = &reclaim_ops, .rctx = NULL,
 		.features = d->vp.features,
 		.dma = dma, .dma_pa = dma_pa, .dma_len = BALLOON_DMA_BYTES,
 		.track = track, .track_len = track_pages * PAGE_SIZE, .max_pfn = mem_max_pfn,
-		.params = { .min_free_pages = opt_min_free / PAGE_SIZE, .max_pages = opt_max / PAGE_SIZE },
 	};
-	if (balloon_init(&d->b, &s) == 0)
-		d->core_up = 1;
+	knobs_to_params(&s.params);
+	if (balloon_init(&d->b, &s) != 0)
+		return;
+	d->core_up = 1;
+	/* Deflate on OOM, and reported blocks handed back early, both need
+	 * the allocator to ask us when it runs dry. */
+	if (mm_add_oom_notifier(vb_oom, d) != 0)
+		klog("virtio-balloon: cannot register an OOM notifier: no deflate on OOM");
+}
+
+static void feature_names(uint64_t f, char *buf, size_t len)
+{
+	static const struct { unsigned bit; const char *name; } names[] = {
+		{ VIRTIO_BALLOON_F_MUST_TELL_HOST, "must-tell-host" }, { VIRTIO_BALLOON_F_STATS_VQ, "stats" },
+		{ VIRTIO_BALLOON_F_DEFLATE_ON_OOM, "deflate-on-oom" },
+		{ VIRTIO_BALLOON_F_FREE_PAGE_HINT, "free-page-hint" },
+		{ VIRTIO_BALLOON_F_PAGE_POISON, "page-poison" },
+		{ VIRTIO_BALLOON_F_REPORTING, "page-reporting" },
+	};
+	size_t o = 0;
+	buf[0] = 0;
+	for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (f & (1ull << names[i].bit)) {
+			int n = snprintf(buf + o, len - o, "%s%s", o ? " " : "", names[i].name);
+			if (n < 0 || (size_t)n >= len - o)
+				break;
+			o += (size_t)n;
+		}
+	if (!o)
+		snprintf(buf, len, "none");
 }
 
 static int virtio_balloon_init(void)
@@ -136,23 +243,29 @@ static int virtio_balloon_init(void)
 		     d->vp.num_queues, d->layout.count);
 	if (d->layout.stats >= d->vp.num_queues)
 		wanted &= ~(1ull << VIRTIO_BALLOON_F_STATS_VQ);
+	if (d->layout.reporting >= d->vp.num_queues)
+		wanted &= ~(1ull << VIRTIO_BALLOON_F_REPORTING);
 	if (vp_set_features(&d->vp, wanted) != 0 || setup_queues(d) != 0)
 		return -1;
 	vp_driver_ok(&d->vp);
 	d->transport_up = 1;
 	const struct pci_bar *bar = &pd->bar[d->vp.r[VP_COMMON].bar];
+	char names[96];
+	feature_names(d->vp.features, names, sizeof names);
 	klog("virtio-balloon: %02x:%02x.%u %s, BAR%u %#llx, features 0x%llx of 0x%llx, "
-	     "queues inflate %u/%u deflate %u/%u stats %s",
+	     "queues inflate %u/%u deflate %u/%u stats %s reporting %s",
 	     pd->bus, pd->dev, pd->fn, pd->device >= VIRTIO_PCI_MODERN_BASE ? "modern" : "transitional",
 	     d->vp.r[VP_COMMON].bar, (unsigned long long)bar->addr, (unsigned long long)d->vp.features,
 	     (unsigned long long)d->offered, d->layout.inflate, d->inflate_vq.num, d->layout.deflate,
-	     d->deflate_vq.num, d->has_stats ? "yes" : "no");
+	     d->deflate_vq.num, d->has_stats ? "yes" : "no",
+	     d->has_report ? "yes" : "no");
+	klog("virtio-balloon: using %s", names);
 	start_core(d);
 	return 0;
 }
 INITCALL(INIT_DRIVER, virtio_balloon_init);
 
-static void virtio_balloon_poll(uint64_t now)
+void virtio_balloon_poll(uint64_t now)
 {
 	struct virtio_balloon_dev *d = &vb;
 	if (!d->transport_up)
@@ -169,6 +282,8 @@ static void virtio_balloon_poll(uint64_t now)
 }
 POLLER(virtio_balloon_poll);
 
+/* ---- console */
+
 static int cmd_balloon(int argc, char **argv)
 {
 	struct virtio_balloon_dev *d = virtio_balloon_get();
@@ -176,12 +291,18 @@ static int cmd_balloon(int argc, char **argv)
 		printf("balloon: no device\n");
 		return 1;
 	}
-	if (argc > 1 && !strcmp(argv[1], "check")) {
+	const char *sub = argc > 1 ? argv[1] : "";
+	if (argc > 2 || (*sub && strcmp(sub, "check") && strcmp(sub, "stats"))) {
+		printf("usage: balloon [check | stats]; knobs: set balloon.<initial|max|min_free|rate|"
+		       "report_delay> <value>\n");
+		return 1;
+	}
+	if (*sub && !d->core_up) {
+		printf("balloon: core not running\n");
+		return 1;
+	}
+	if (!strcmp(sub, "check")) {
 		char why[160];
-		if (!d->core_up) {
-			printf("balloon: core not running\n");
-			return 1;
-		}
 		if (balloon_check(&d->b, why, sizeof why) != 0) {
 			printf("balloon: check FAILED: %s\n", why);
 			return 1;
@@ -189,16 +310,30 @@ static int cmd_balloon(int argc, char **argv)
 		printf("balloon: books consistent\n");
 		return 0;
 	}
-	printf("virtio-balloon: %s, status 0x%x, features 0x%llx\n",
+	if (!strcmp(sub, "stats")) {
+		struct virtio_balloon_stat st[BALLOON_STATS_MAX];
+		unsigned n = balloon_stats_fill(&d->b, st, BALLOON_STATS_MAX);
+		printf("balloon: stats%s:", d->has_stats ? "" : " (no stats queue: not sent)");
+		for (unsigned i = 0; i < n; i++)
+			printf(" %s=%llu", balloon_stat_name(st[i].tag), (unsigned long long)st[i].val);
+		printf("\n");
+		return 0;
+	}
+	char names[96];
+	feature_names(d->vp.features, names, sizeof names);
+	printf("virtio-balloon: %s, status 0x%x, features 0x%llx (%s)\n",
 	       d->transport_up ? "up" : d->needs_reset ? "needs reset" : "down", vp_status(&d->vp),
-	       (unsigned long long)d->vp.features);
+	       (unsigned long long)d->vp.features, names);
 	if (!d->core_up) {
 		printf("balloon: idle (no allocator bound)\n");
 		return 0;
 	}
-	char line[320];
-	balloon_format_status(&d->b, line, sizeof line);
-	printf("%s\n", line);
+	static char text[1400];
+	balloon_format_status(&d->b, text, sizeof text);
+	printf("%s\n", text);
+	balloon_format_details(&d->b, text, sizeof text);
+	printf("%s\n", text);
 	return 0;
 }
-CONSOLE_CMD("balloon", "balloon status; `balloon check` verifies its books", cmd_balloon);
+CONSOLE_CMD("balloon", "balloon status; `balloon check` verifies its books, `balloon stats` what the "
+            "host gets", cmd_balloon);

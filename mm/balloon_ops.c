@@ -6,6 +6,7 @@
  *   take_run    -> fa_balloon_take_runs, one run
  *   give_back   -> fa_balloon_return (frames come back free, not resident)
  *   free_pages / total_pages -> the allocator's counters
+ *   report_*    -> fa_report_isolate / fa_report_done (free page reporting)
  * The kernel glue passes &mm_balloon_mem_ops with ctx NULL, and
  * mm_max_pfn() as max_pfn.
  */
@@ -40,6 +41,23 @@ static void op_give_back(void *ctx, uint64_t pfn, unsigned order)
 		fa_balloon_return(&mmk.fa, pfn, order);   /* logs a bad range itself */
 }
 
+/* Free page reporting: wholly free, resident, unreported blocks. */
+static uint64_t op_report_pending(void *ctx)
+{
+	return mmk.ready ? mmk.fa.lists[FA_L_FREE_RES].count : 0;
+}
+
+static unsigned op_report_isolate(void *ctx, uint64_t *pfns, unsigned max)
+{
+	return mmk.ready ? (unsigned)fa_report_isolate(&mmk.fa, max, pfns) : 0;
+}
+
+static void op_report_done(void *ctx, const uint64_t *pfns, unsigned n, int reported)
+{
+	if (mmk.ready)
+		fa_report_done(&mmk.fa, pfns, n, reported);   /* logs a bad block itself */
+}
+
 static uint64_t op_free_pages(void *ctx) { return mmk.ready ? mmk.fa.nr[FS_FREE] : 0; }
 static uint64_t op_total_pages(void *ctx) { return mmk.ready ? mmk.fa.total : 0; }
 
@@ -50,6 +68,9 @@ const struct balloon_mem_ops mm_balloon_mem_ops = {
 	.give_back = op_give_back,
 	.free_pages = op_free_pages,
 	.total_pages = op_total_pages,
+	.report_pending = op_report_pending,
+	.report_isolate = op_report_isolate,
+	.report_done = op_report_done,
 };
 
 /* Bind before the driver starts (INIT_DRIVER): the balloon then takes and

@@ -21,13 +21,20 @@ void fake_mem_init(struct fake_mem *m, uint64_t base_pfn, uint64_t npages)
 	m->taken_order = malloc(npages);
 	memset(m->taken_order, 0xff, npages);
 	m->nfree = npages;
+	m->nblk = (base_pfn + npages) / PPB + 1;
+	m->blk = calloc(m->nblk, 1);      /* indexed by pfn / PPB: never written = not resident */
 }
 
 void fake_mem_destroy(struct fake_mem *m)
 {
 	free(m->st);
 	free(m->taken_order);
+	free(m->blk);
 }
+
+static uint8_t *blkf(const struct fake_mem *m, uint64_t pfn) { return &m->blk[pfn / PPB]; }
+
+unsigned fake_mem_block_flags(const struct fake_mem *m, uint64_t pfn) { return *blkf(m, pfn); }
 
 static uint8_t *st(struct fake_mem *m, uint64_t pfn) { return &m->st[pfn - m->base_pfn]; }
 static int in_range(const struct fake_mem *m, uint64_t pfn)
@@ -41,6 +48,17 @@ int fake_mem_alloc_at(struct fake_mem *m, uint64_t pfn, int pinned)
 		return -1;
 	*st(m, pfn) = pinned ? FM_PINNED : FM_USED;
 	m->nfree--;
+	/* written by the guest: resident, and no longer reported */
+	*blkf(m, pfn) = (uint8_t)((*blkf(m, pfn) | FB_RESIDENT) & ~FB_REPORTED);
+	return 0;
+}
+
+int fake_mem_free_at(struct fake_mem *m, uint64_t pfn)
+{
+	if (!in_range(m, pfn) || (*st(m, pfn) != FM_USED && *st(m, pfn) != FM_PINNED))
+		return -1;
+	*st(m, pfn) = FM_FREE;
+	m->nfree++;
 	return 0;
 }
 
@@ -138,6 +156,8 @@ static void fm_give_back(void *ctx, uint64_t pfn, unsigned order)
 		m->nfree++;
 		m->nballoon--;
 	}
+	if (order == 9)
+		*blkf(m, pfn) &= (uint8_t)~FB_RESIDENT;   /* the host dropped it */
 }
 
 /* Move USED frames out of the sparsest block that has nothing pinned or
@@ -188,6 +208,75 @@ static unsigned fm_compact(void *ctx, unsigned want)
 	return made;
 }
 
+/* ---- free page reporting */
+
+static int reportable(struct fake_mem *m, uint64_t b)
+{
+	return (*blkf(m, b) & (FB_RESIDENT | FB_REPORTED | FB_ISOLATED)) == FB_RESIDENT &&
+	       range_free(m, b, PPB);
+}
+
+static uint64_t fm_report_pending(void *ctx)
+{
+	struct fake_mem *m = ctx;
+	uint64_t n = 0;
+	for (uint64_t b = first_block(m); b + PPB <= m->base_pfn + m->npages; b += PPB)
+		n += reportable(m, b);
+	return n;
+}
+
+static void isolate(struct fake_mem *m, uint64_t b)
+{
+	for (uint64_t p = b; p < b + PPB; p++)
+		*st(m, p) = FM_ISOLATED;
+	*blkf(m, b) |= FB_ISOLATED;
+	m->isolated_now++;
+}
+
+static unsigned fm_report_isolate(void *ctx, uint64_t *pfns, unsigned max)
+{
+	struct fake_mem *m = ctx;
+	unsigned n = 0;
+	m->isolate_calls++;
+	if (m->bad_isolate_pfn && max) {
+		pfns[n++] = m->bad_isolate_pfn;
+		m->bad_isolate_pfn = 0;
+	}
+	/* from the top down, like a list that is not in address order */
+	uint64_t top = (m->base_pfn + m->npages) / PPB * PPB;
+	for (uint64_t b = top; b >= first_block(m) + PPB && n < max; ) {
+		b -= PPB;
+		if (reportable(m, b)) {
+			isolate(m, b);
+			pfns[n++] = b;
+		}
+	}
+	return n;
+}
+
+static void fm_report_done(void *ctx, const uint64_t *pfns, unsigned n, int reported)
+{
+	struct fake_mem *m = ctx;
+	m->done_calls++;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t b = pfns[i];
+		if (!in_range(m, b) || b % PPB || !(*blkf(m, b) & FB_ISOLATED)) {
+			err(m, "report_done of a block that is not isolated", b);
+			continue;
+		}
+		for (uint64_t p = b; p < b + PPB; p++)
+			*st(m, p) = FM_FREE;
+		*blkf(m, b) &= (uint8_t)~FB_ISOLATED;
+		m->isolated_now--;
+		if (reported) {
+			*blkf(m, b) = (uint8_t)((*blkf(m, b) | FB_REPORTED) & ~FB_RESIDENT);
+			m->reported_blocks++;
+		} else {
+			m->unreported_returns++;
+		}
+	}
+}
+
 static uint64_t fm_free_pages(void *ctx) { return ((struct fake_mem *)ctx)->nfree; }
 static uint64_t fm_total_pages(void *ctx) { return ((struct fake_mem *)ctx)->npages; }
 
@@ -195,7 +284,7 @@ int fake_mem_consistent(const struct fake_mem *m)
 {
 	uint64_t f = 0, bl = 0;
 	for (uint64_t i = 0; i < m->npages; i++) {
-		f += m->st[i] == FM_FREE;
+		f += m->st[i] == FM_FREE || m->st[i] == FM_ISOLATED;
 		bl += m->st[i] == FM_BALLOON;
 	}
 	return f == m->nfree && bl == m->nballoon ? 0 : -1;
@@ -208,4 +297,7 @@ const struct balloon_mem_ops fake_mem_ops = {
 	.give_back = fm_give_back,
 	.free_pages = fm_free_pages,
 	.total_pages = fm_total_pages,
+	.report_pending = fm_report_pending,
+	.report_isolate = fm_report_isolate,
+	.report_done = fm_report_done,
 };
