@@ -1003,11 +1003,15 @@ static int report_round(struct balloon *b, uint64_t now)
 	for (unsigned i = 0; i < n; i++) {
 		const char *why = report_block_bad(b, pfns, i);
 		if (why) {
-			/* Not ours to hand back either: leave that one alone, return
-			 * the rest unreported, and stop reporting. */
+			/* Not ours to hand back either: leave that one (and its
+			 * duplicates) alone, return every other block unreported,
+			 * and stop reporting. */
 			klog("balloon: allocator isolated a bad block for reporting (pfn %#llx: %s); "
 			     "free page reporting off", (unsigned long long)pfns[i], why);
 			m->report_done(b->s.mctx, pfns, i, 0);
+			for (unsigned k = i + 1; k < n; k++)
+				if (pfns[k] != pfns[i])
+					m->report_done(b->s.mctx, &pfns[k], 1, 0);
 			b->s.report_vq = NULL;
 			return 0;
 		}
@@ -1090,6 +1094,15 @@ static void report_poll(struct balloon *b, uint64_t now)
 
 /* ------------------------------------------------------------ deflate on OOM */
 
+/* Hold back (or release) the queues' error lines: see virtq_quiet(). */
+static void set_quiet(struct balloon *b, int on)
+{
+	struct virtq *q[] = { b->s.inflate_vq, b->s.deflate_vq, b->s.report_vq };
+	for (unsigned k = 0; k < sizeof q / sizeof q[0]; k++)
+		if (q[k])
+			virtq_quiet(q[k], on);
+}
+
 uint64_t balloon_oom(struct balloon *b, uint64_t want)
 {
 	b->oom_calls++;
@@ -1098,6 +1111,9 @@ uint64_t balloon_oom(struct balloon *b, uint64_t want)
 		return 0;
 	}
 	b->in_oom = 1;
+	/* No logging inside an allocation: a queue that breaks now keeps its
+	 * line until the next poll. */
+	set_quiet(b, 1);
 	const struct balloon_params *p = &b->s.params;
 	uint64_t defl0 = b->pages_deflated, rep0 = b->rep.blocks;
 	int doo = (b->s.features >> VIRTIO_BALLOON_F_DEFLATE_ON_OOM) & 1;
@@ -1148,6 +1164,7 @@ uint64_t balloon_oom(struct balloon *b, uint64_t want)
 	}
 	if (doo)
 		write_actual(b);
+	set_quiet(b, 0);
 	b->in_oom = 0;
 	return defl + (b->rep.blocks - rep0) * PPB;
 }

@@ -97,9 +97,8 @@ static void add_status(struct vp_dev *vp, uint8_t bits)
 	wr(vp, VP_COMMON, VIRTIO_PCI_COMMON_STATUS, 1, vp_status(vp) | bits);
 }
 
-int vp_begin(struct vp_dev *vp)
+int vp_reset(struct vp_dev *vp)
 {
-	vp->failed = 0;
 	wr(vp, VP_COMMON, VIRTIO_PCI_COMMON_STATUS, 1, 0);
 	/* The reset is done when status reads back 0 (spec 4.1.4.3.2). */
 	uint64_t t0 = clock_ns();
@@ -113,10 +112,56 @@ int vp_begin(struct vp_dev *vp)
 			return -1;
 		}
 	}
+	return 0;
+}
+
+int vp_begin(struct vp_dev *vp)
+{
+	vp->failed = 0;
+	vp->health_logged = VP_HEALTHY;
+	if (vp_reset(vp) != 0)
+		return -1;
 	add_status(vp, VIRTIO_CONFIG_S_ACKNOWLEDGE);
 	add_status(vp, VIRTIO_CONFIG_S_DRIVER);
 	vp->num_queues = (uint16_t)rd(vp, VP_COMMON, VIRTIO_PCI_COMMON_NUMQ, 2);
 	return 0;
+}
+
+const char *vp_health_name(enum vp_health h)
+{
+	switch (h) {
+	case VP_HEALTHY: return "healthy";
+	case VP_NEEDS_RESET: return "needs reset";
+	case VP_LOST: return "reset itself";
+	case VP_GONE: return "gone";
+	}
+	return "?";
+}
+
+enum vp_health vp_health(struct vp_dev *vp)
+{
+	uint8_t st = vp_status(vp);
+	enum vp_health h;
+	if (st == 0xff)
+		h = VP_GONE;              /* all ones: nothing answers the read */
+	else if (st & VIRTIO_CONFIG_S_NEEDS_RESET)
+		h = VP_NEEDS_RESET;
+	else if (!(st & VIRTIO_CONFIG_S_DRIVER_OK))
+		h = VP_LOST;
+	else
+		h = VP_HEALTHY;
+	/* One line per new kind of trouble until the next vp_begin: a device
+	 * that flips the bit on and off cannot flood the log. */
+	if (h != VP_HEALTHY && h != vp->health_logged) {
+		vp->health_logged = (uint8_t)h;
+		if (h == VP_GONE)
+			klog("%s: status reads 0xff: device removed or no longer decoding", vp->name);
+		else if (h == VP_NEEDS_RESET)
+			klog("%s: device needs a reset (DEVICE_NEEDS_RESET, status 0x%x)", vp->name, st);
+		else
+			klog("%s: device dropped DRIVER_OK on its own (status 0x%x)", vp->name, st);
+	}
+	return h;
 }
 
 uint64_t vp_device_features(struct vp_dev *vp)
@@ -180,12 +225,20 @@ int vp_setup_queue(struct vp_dev *vp, uint16_t idx, struct virtq *vq, const char
 		        idx, name, noff, vp->notify_mult, vp->r[VP_NOTIFY].length);
 		return -1;
 	}
-	uint64_t pa;
-	void *mem = vp->io->dma_alloc(vp, virtq_mem_size(size), &pa);
-	if (!mem) {
-		vp_fail(vp, "queue %u (%s): no memory for %zu bytes of rings", idx, name,
-		        virtq_mem_size(size));
-		return -1;
+	/* The rings of an earlier setup of this queue are reused: the device
+	 * was reset since (vp_begin), so nothing else refers to them. */
+	size_t bytes = virtq_mem_size(size);
+	uint64_t pa = vp->ring[idx].pa;
+	void *mem = vp->ring[idx].mem;
+	if (!mem || vp->ring[idx].bytes < bytes) {
+		mem = vp->io->dma_alloc(vp, bytes, &pa);
+		if (!mem) {
+			vp_fail(vp, "queue %u (%s): no memory for %zu bytes of rings", idx, name, bytes);
+			return -1;
+		}
+		vp->ring[idx].mem = mem;
+		vp->ring[idx].pa = pa;
+		vp->ring[idx].bytes = bytes;
 	}
 	if (virtq_init(vq, name, idx, size, mem, pa, vp_notify, vp) != 0) {
 		vp_fail(vp, "queue %u (%s): ring setup failed", idx, name);

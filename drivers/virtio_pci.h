@@ -12,7 +12,16 @@
  * drivers/virtio_pci_hw.c; a simulated device in host tests), so everything
  * here runs under cmocka, hostile devices included: FEATURES_OK refused,
  * queue sizes 0 or not a power of two, notify offsets beyond the notify
- * region, config_generation that never settles, reset that never completes.
+ * region, config_generation that never settles, reset that never completes,
+ * DEVICE_NEEDS_RESET, a device that resets itself or disappears.
+ *
+ * Recovery (what the spec allows a driver): vp_health() notices a device
+ * that needs a reset, lost DRIVER_OK on its own or reads all ones (removed),
+ * with one line per change. vp_reset() resets it and waits, bounded, for
+ * status 0: only after that succeeded may the owners of buffers the device
+ * was given take them back (virtq_detach_unused, balloon_release_all); if it
+ * fails, everything stays owned for good. A later vp_begin + setup reuses the
+ * ring memory of each queue, so a reset costs no memory.
  */
 #ifndef DRIVERS_VIRTIO_PCI_H
 #define DRIVERS_VIRTIO_PCI_H
@@ -98,6 +107,16 @@ struct vp_dev {
 	uint64_t features;             /* negotiated */
 	uint16_t notify_off[VP_MAX_QUEUES];
 	int failed;
+	uint8_t health_logged;         /* enum vp_health last reported (0 = healthy) */
+	/* Ring memory per queue index, kept across resets (vp_setup_queue). */
+	struct { void *mem; uint64_t pa; size_t bytes; } ring[VP_MAX_QUEUES];
+};
+
+enum vp_health {
+	VP_HEALTHY = 0,
+	VP_NEEDS_RESET,    /* DEVICE_NEEDS_RESET set: the device gave up on us */
+	VP_LOST,           /* DRIVER_OK gone without us resetting (the device reset itself) */
+	VP_GONE,           /* status reads 0xff: removed, or its BAR no longer decodes */
 };
 
 /* Parse the vendor capabilities of `pd` into vp->r[] (first usable one of
@@ -106,12 +125,24 @@ int vp_parse_caps(struct vp_dev *vp, const struct pci_dev *pd);
 
 /* Reset, wait for status 0 (bounded), ACKNOWLEDGE, DRIVER. 0 or -1. */
 int vp_begin(struct vp_dev *vp);
+/* Write status 0 and wait (bounded) until it reads back 0. 0 when the device
+ * confirmed: it no longer touches any ring or buffer it was given, so they
+ * may be reclaimed; queues need vp_begin + vp_setup_queue again. -1 with one
+ * line if it never confirmed (vp->failed set): keep every buffer it had. */
+int vp_reset(struct vp_dev *vp);
+/* Read status once, for a device past DRIVER_OK: VP_HEALTHY or what is
+ * wrong. One log line when the answer changes (not on every call), so it can
+ * run from a poller every millisecond. */
+enum vp_health vp_health(struct vp_dev *vp);
+const char *vp_health_name(enum vp_health h);
 uint64_t vp_device_features(struct vp_dev *vp);
 /* Write `wanted`, set FEATURES_OK and read it back. 0, or -1 (FAILED set). */
 int vp_set_features(struct vp_dev *vp, uint64_t wanted);
 /* Set up queue `idx` on `vq` with at most `max_size` entries.
  * 0; -ENOENT if the device has no such queue (size 0, nothing changed);
- * -1 on a hostile or impossible answer (FAILED set, one line). */
+ * -1 on a hostile or impossible answer (FAILED set, one line).
+ * Ring memory comes from io->dma_alloc the first time and is reused (zeroed
+ * again by virtq_init) when the same queue is set up after a reset. */
 int vp_setup_queue(struct vp_dev *vp, uint16_t idx, struct virtq *vq, const char *name,
                    uint16_t max_size);
 void vp_driver_ok(struct vp_dev *vp);

@@ -32,24 +32,40 @@ size_t virtq_mem_size(uint16_t num)
 	return used_off(num) + 4 + 8 * (size_t)num + 2;
 }
 
+/* The one line a broken queue gets, now or (quiet) at the next chance. */
+static void flush_log(struct virtq *vq)
+{
+	if (!vq->log_pending || vq->quiet)
+		return;
+	vq->log_pending = 0;
+	klog("virtq %s (queue %u): %s", vq->name, vq->index, vq->why);
+}
+
 static void __attribute__((format(printf, 2, 3)))
 fail(struct virtq *vq, const char *fmt, ...)
 {
 	if (vq->broken)
 		return;
 	vq->broken = 1;
-	char why[128];
+	char why[112];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	klog("virtq %s (queue %u): %s; queue disabled, %u buffers left with the device",
-	     vq->name, vq->index, why, vq->heads_in_flight);
+	snprintf(vq->why, sizeof vq->why, "%s; queue disabled, %u buffers left with the device",
+	         why, vq->heads_in_flight);
+	vq->log_pending = 1;
+	flush_log(vq);
 }
 
 void virtq_mark_broken(struct virtq *vq, const char *why)
 {
 	fail(vq, "%s", why);
+}
+
+void virtq_quiet(struct virtq *vq, int on)
+{
+	vq->quiet = on;
 }
 
 int virtq_init(struct virtq *vq, const char *name, uint16_t index, uint16_t num,
@@ -92,6 +108,7 @@ int virtq_add(struct virtq *vq, const struct virtq_buf *bufs,
               unsigned n_out, unsigned n_in, void *token)
 {
 	unsigned n = n_out + n_in;
+	flush_log(vq);
 	if (vq->broken)
 		return -EIO;
 	if (n == 0 || !token)
@@ -141,6 +158,7 @@ int virtq_add(struct virtq *vq, const struct virtq_buf *bufs,
 
 int virtq_kick(struct virtq *vq)
 {
+	flush_log(vq);
 	if (vq->broken || vq->added_since_kick == 0)
 		return 0;
 	vq->added_since_kick = 0;
@@ -179,6 +197,7 @@ static void free_chain(struct virtq *vq, uint16_t head)
 
 void *virtq_get_used(struct virtq *vq, uint32_t *len)
 {
+	flush_log(vq);
 	if (vq->broken)
 		return NULL;
 	uint16_t used_idx = VRING_READ(vq->used->idx);

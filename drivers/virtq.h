@@ -19,6 +19,9 @@
  * afterwards add/get_used refuse to work, and every buffer still in flight
  * stays in flight: the device may still touch it, so its owner must not
  * reuse it (virtq_detach_unused is for after a device reset).
+ * Where logging is not allowed (an allocator's OOM path, inside malloc), the
+ * owner brackets its calls with virtq_quiet(vq, 1) / (vq, 0): a violation
+ * found meanwhile is logged by the next call made while not quiet.
  *
  * Not thread-safe: one caller at a time (the kernel's work loop).
  * Feature support: no INDIRECT_DESC, no EVENT_IDX (notification suppression
@@ -68,6 +71,9 @@ struct virtq {
 	uint16_t heads_in_flight;     /* chains made available, not yet used */
 	uint16_t added_since_kick;
 	int broken;                   /* sticky: see the header comment */
+	int quiet;                    /* virtq_quiet: do not log now */
+	int log_pending;              /* a line to log once not quiet */
+	char why[176];                /* why it broke ("" while it works) */
 
 	/* Transport hook: tell the device the queue has new buffers. */
 	void (*notify)(void *ctx, uint16_t index);
@@ -120,5 +126,9 @@ static inline int virtq_is_broken(const struct virtq *vq) { return vq->broken; }
 /* Mark the queue broken from outside (e.g. the balloon found a device
  * answer that makes no sense at its level). One log line, sticky. */
 void virtq_mark_broken(struct virtq *vq, const char *why);
+
+/* While quiet, a violation is recorded but not logged; the line goes out
+ * with the next virtq call made when not quiet (never lost, never twice). */
+void virtq_quiet(struct virtq *vq, int on);
 
 #endif /* DRIVERS_VIRTQ_H */

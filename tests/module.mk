@@ -1,1 +1,66 @@
-# tests/module.mk - see the top of Makefile for what these variables mean.
+# tests/module.mk - reliability: the hostile-device suite, fuzzing, the soak.
+# See the top of Makefile for what KERNEL_SRCS / UNIT_TESTS / name_SRCS mean.
+
+# ---------------------------------------------------------------- hostile devices
+# The whole driver stack (transport, virtqueues, balloon core) against a
+# simulated device that misbehaves, over memory that checks every frame's owner.
+HOSTILE_FAKES := tests/unit/fake_hostile_sys.c tests/unit/fake_hostile_dev.c tests/unit/fake_hostile_mem.c \
+                 tests/unit/fake_virtio_dev.c tests/unit/fake_virtio_pci.c
+
+HOSTILE_DRIVERS := drivers/pci.c drivers/virtio_pci.c drivers/virtq.c drivers/balloon.c
+
+UNIT_TESTS += test_hostile_device test_hostile_reporting test_hostile_virtq
+test_hostile_device_SRCS    := tests/unit/test_hostile_device.c $(HOSTILE_DRIVERS) $(HOSTILE_FAKES)
+test_hostile_reporting_SRCS := tests/unit/test_hostile_reporting.c $(HOSTILE_DRIVERS) $(HOSTILE_FAKES)
+test_hostile_virtq_SRCS     := tests/unit/test_hostile_virtq.c $(HOSTILE_DRIVERS) \
+                               tests/unit/fake_virtio_dev.c tests/unit/fake_virtio_pci.c
+
+# ---------------------------------------------------------------- fuzzing
+# libFuzzer targets (clang-14, ASan + UBSan): used-ring processing, config
+# and feature handling (with everything a device can do after that), the
+# command line. `make fuzz` runs each for FUZZ_SECONDS; `make fuzz-smoke`
+# (part of `make test`) runs each from its seed corpus (tests/fuzz/corpus/
+# <target>/) for a fixed number of inputs (<target>_SMOKE_RUNS, else
+# FUZZ_SMOKE_RUNS; a few seconds each) and writes $(BUILD)/results/fuzz.txt.
+FUZZ_CC         ?= clang-14
+FUZZ_SECONDS    ?= 60
+FUZZ_SMOKE_RUNS ?= 2000
+# the same as HOST_SUPPORT, which the Makefile defines only after including this file
+FUZZ_SUPPORT    := tests/unit/host_support.c kernel/klog.c
+FUZZ_CFLAGS     := -std=gnu11 -O1 -g -Wall -Wextra -Wno-unused-parameter -fno-omit-frame-pointer \
+                   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+                   -DHOST_TEST -Iinclude -I. -Itests/unit
+
+FUZZ_TARGETS := fuzz_virtq fuzz_balloon_device fuzz_cmdline
+fuzz_virtq_SRCS          := tests/fuzz/fuzz_virtq.c drivers/virtq.c
+fuzz_balloon_device_SRCS := tests/fuzz/fuzz_balloon_device.c $(HOSTILE_DRIVERS) $(HOSTILE_FAKES)
+fuzz_cmdline_SRCS        := tests/fuzz/fuzz_cmdline.c kernel/cmdline.c
+fuzz_virtq_SMOKE_RUNS    := 20000
+fuzz_cmdline_SMOKE_RUNS  := 50000
+FUZZ_BINS := $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
+
+define fuzz_rule
+$(BUILD)/fuzz/$(1): $$($(1)_SRCS) $(FUZZ_SUPPORT) $$(wildcard include/*.h drivers/*.h kernel/*.h tests/unit/*.h) | deps-check
+	@mkdir -p $$(dir $$@)
+	@echo "  FUZZCC  $$@"
+	$$(Q)$$(FUZZ_CC) $$(FUZZ_CFLAGS) $$($(1)_SRCS) $(FUZZ_SUPPORT) -o $$@
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_rule,$(t))))
+
+.PHONY: fuzz-smoke
+fuzz: $(FUZZ_BINS)
+	$(Q)python3 tests/fuzz/run_fuzz.py --build $(BUILD) --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Builds what it can (-k) so a target that does not compile is a FAIL line, not a stop.
+fuzz-smoke:
+	$(Q)$(MAKE) --no-print-directory -s -k $(FUZZ_BINS) || true
+	$(Q)python3 tests/fuzz/run_fuzz.py --build $(BUILD) --smoke --runs $(FUZZ_SMOKE_RUNS) \
+		$(foreach t,$(FUZZ_TARGETS),$(t)$(if $($(t)_SMOKE_RUNS),:$($(t)_SMOKE_RUNS)))
+
+# ---------------------------------------------------------------- soak
+# One guest under SOAK_CYCLES random balloon targets with a checksummed
+# workload (about 3 minutes under TCG for the default 500 here); not part of `make test`.
+SOAK_CYCLES ?= 500
+SOAK_SEED   ?= 1
+soak: $(BUILD)/balloon.img
+	$(Q)python3 tests/soak/soak.py --build $(BUILD) --image $(BUILD)/balloon.img --cycles $(SOAK_CYCLES) --seed $(SOAK_SEED)

@@ -1,0 +1,392 @@
+/*
+ * test_hostile_reporting.c - free page reporting and deflate on OOM (the
+ * balloon features that hand memory back outside the host's targets)
+ * against a device that misbehaves, on the same whole-guest harness as
+ * test_hostile_device.c (tests/unit/fake_hostile_sys.h): the driver stack
+ * composed like the kernel, memory that checks every frame's owner (now
+ * also blocks isolated for a report), an application that keeps allocating
+ * and checksumming, and, with DEFLATE_ON_OOM, the application's allocation
+ * failures going through balloon_oom like the kernel's OOM notifier.
+ *
+ * Checked after every millisecond: every invariant of hsys_check, including
+ * "the blocks the allocator has isolated are exactly the report in flight"
+ * and "a frame goes back only when the device can no longer use it".
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "drivers/balloon.h"
+#include "fake_hostile_sys.h"
+#include "host_support.h"
+#include "kclock.h"
+
+#define PPB       BALLOON_PAGES_PER_BLOCK
+#define BASE_PFN  256u
+#define NPAGES    (40u * PPB)
+#define MIN_FREE  (2u * PPB)
+
+static uint64_t app_allocs_at_failure;
+
+/* ------------------------------------------------------------ harness */
+
+static void check_all(struct hsys *x)
+{
+	char why[300];
+	if (hsys_check(x, why, sizeof why) != 0)
+		fail_msg("%s", why);
+}
+
+static void ticks(struct hsys *x, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		hsys_tick(x);
+		check_all(x);
+	}
+}
+
+static void wait_ms(struct hsys *x, unsigned ms)
+{
+	for (unsigned t = 0; t < ms; t += 10) {
+		host_clock_advance(9 * NS_PER_MS);
+		ticks(x, 1);
+	}
+}
+
+static void log_has(const char *needle)
+{
+	if (!host_klog_contains(needle))
+		fail_msg("no log line contains '%s' (last: '%s')", needle, host_klog_last());
+}
+
+/* A QEMU balloon with deflate-on-oom=on,free-page-reporting=on: queues
+ * inflate, deflate, stats, reporting (32). */
+/* The guest of the running test, freed by teardown even when it fails. */
+static struct hsys *current;
+
+static struct hsys *make(uint64_t seed, int reporting, int oom, unsigned report_delay_ms)
+{
+	struct hsys *x = calloc(1, sizeof *x);
+	assert_non_null(x);
+	current = x;
+	assert_int_equal(hsys_init(x, BASE_PFN, NPAGES, MIN_FREE, seed), 0);
+	x->params.report_delay_ns = report_delay_ms * NS_PER_MS;
+	if (reporting) {
+		x->dev.pci.host_features |= 1ull << VIRTIO_BALLOON_F_REPORTING;
+		x->dev.pci.num_queues = 4;
+		x->dev.pci.qmax[3] = 32;
+	}
+	if (oom)
+		x->dev.pci.host_features |= 1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM;
+	/* 4 blocks' worth, packed like a real allocator packs movable memory,
+	 * so whole blocks stay free to report */
+	x->mem.pack = 1;
+	hmem_app_alloc(&x->mem, 2048);
+	host_clock_set(NS_PER_S);
+	host_klog_reset();
+	assert_int_equal(hsys_bring_up(x), 0);
+	assert_true(x->core_up);
+	assert_int_equal(x->has_report, reporting);
+	assert_int_equal(host_klog_count(), 0);
+	return x;
+}
+
+static void destroy(struct hsys *x)
+{
+	hsys_destroy(x);
+	free(x);
+	current = NULL;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (current)
+		destroy(current);
+	return 0;
+}
+
+static void settle_at(struct hsys *x, uint64_t pages)
+{
+	for (unsigned i = 0; i < 3000; i++) {
+		ticks(x, 1);
+		if (balloon_state(&x->b) == BALLOON_AT_TARGET && balloon_actual(&x->b) == pages &&
+		    hdev_actual(&x->dev) == pages)
+			return;
+	}
+	fail_msg("not settled at %llu pages: actual %llu, state %s", (unsigned long long)pages,
+	         (unsigned long long)balloon_actual(&x->b), balloon_state_name(balloon_state(&x->b)));
+}
+
+/* The device asks for a reset; the driver resets it and takes everything back. */
+static void reset_and_reclaim(struct hsys *x)
+{
+	hdev_raise_needs_reset(&x->dev);
+	ticks(x, 1);
+	log_has("device needs a reset");
+	assert_int_equal(x->recoveries, 1);
+	assert_int_equal(x->mem.nisolated, 0);
+}
+
+/* Every frame back (balloon and isolated), the application intact and able
+ * to use all free memory. */
+static void assert_all_back(struct hsys *x)
+{
+	for (unsigned i = 0; i < 100 && x->b_inited && x->b.rep.in_flight && x->up; i++)
+		ticks(x, 1);                  /* a report just sent comes back first */
+	assert_int_equal(x->mem.nballoon, balloon_owned(&x->b));
+	assert_int_equal(x->mem.nisolated, 0);
+	assert_int_equal(hmem_app_check(&x->mem), 0);
+	if (x->mem.nballoon == 0)
+		assert_int_equal(x->mem.frames_given, x->mem.frames_taken);
+	uint64_t nfree = x->mem.nfree;
+	x->mem.oom = NULL;                 /* just what is free, no deflate */
+	assert_int_equal(hmem_app_alloc(&x->mem, nfree), nfree);
+	assert_int_equal(hmem_app_check(&x->mem), 0);
+	hmem_app_free(&x->mem, nfree);
+	assert_int_equal(x->mem.errors, 0);
+}
+
+static void mark_failure(struct hsys *x) { app_allocs_at_failure = x->mem.app_allocs; }
+static void assert_app_kept_running(struct hsys *x)
+{
+	ticks(x, 256);
+	assert_true(x->mem.app_allocs > app_allocs_at_failure + 100);
+	assert_int_equal(hmem_app_check(&x->mem), 0);
+}
+
+/* ------------------------------------------------------------ reporting */
+
+static void test_reporting_round_trip(void **state)
+{
+	(void)state;
+	struct hsys *x = make(31, 1, 0, 0);
+	ticks(x, 20);
+	assert_true(x->dev.reports_seen >= 1);
+	assert_true(x->mem.reported_blocks >= 16);          /* most of free memory */
+	assert_int_equal(x->mem.nisolated, 0);              /* acked: all back */
+	/* the balloon works alongside, and reported blocks are usable */
+	hdev_set_target(&x->dev, 12 * PPB);
+	settle_at(x, 12 * PPB);
+	hdev_set_target(&x->dev, 0);
+	settle_at(x, 0);
+	assert_int_equal(host_klog_count() > 0, 1);         /* target lines only */
+	assert_false(host_klog_contains("virtq"));
+	assert_all_back(x);
+	destroy(x);
+}
+
+/* The device completes a report with a length beyond what the element can
+ * hold: reporting stops with one line; the isolated blocks stay out of use
+ * (the device may still write them) while the balloon goes on; a reset
+ * brings them back. */
+static void test_report_len_larger_than_buffer(void **state)
+{
+	(void)state;
+	struct hsys *x = make(32, 1, 0, 1000);
+	int q = hdev_queue(&x->dev, HD_ROLE_REPORT);
+	assert_int_equal(q, 3);
+	hdev_set_target(&x->dev, 10 * PPB);
+	settle_at(x, 10 * PPB);                  /* before the first report is due */
+	hdev_set_mode(&x->dev, q, FAKE_HOLD);
+	wait_ms(x, 1500);
+	struct fake_vq *f = &x->dev.vq[q];
+	assert_int_equal(f->nheld, 1);
+	uint64_t isolated = x->mem.nisolated;
+	assert_true(isolated >= 8 * PPB);
+	host_klog_reset();
+	mark_failure(x);
+	uint32_t writable = f->held[0].in_bytes;
+	hdev_push_raw(&x->dev, q, f->held[0].head, writable + 1);
+	ticks(x, 2);                             /* the queue's line, then the balloon's */
+	assert_int_equal(host_klog_count(), 2);
+	char cause[160];
+	snprintf(cause, sizeof cause, "virtq balloon-report (queue 3): used len %u larger than the buffer (%u bytes)",
+	         writable + 1, writable);
+	log_has(cause);
+	log_has("balloon: free page reporting stopped: its queue broke");
+	assert_int_equal(x->mem.nisolated, isolated);
+	/* the balloon still follows the host */
+	hdev_set_target(&x->dev, 6 * PPB);
+	settle_at(x, 6 * PPB);
+	assert_false(host_klog_contains("stopped: device queue broken"));
+	assert_app_kept_running(x);
+	assert_int_equal(x->mem.nisolated, isolated);
+	reset_and_reclaim(x);
+	assert_all_back(x);
+	destroy(x);
+}
+
+/* A device that never completes a report: one element stays out, nothing
+ * else is reported, the balloon goes on; a reset brings the blocks back. */
+static void test_report_never_acked(void **state)
+{
+	(void)state;
+	struct hsys *x = make(33, 1, 0, 1000);
+	int q = hdev_queue(&x->dev, HD_ROLE_REPORT);
+	hdev_set_target(&x->dev, 10 * PPB);
+	settle_at(x, 10 * PPB);
+	hdev_set_mode(&x->dev, q, FAKE_DROP);
+	wait_ms(x, 1500);
+	uint64_t isolated = x->mem.nisolated;
+	assert_true(isolated > 0);
+	unsigned seen = x->dev.reports_seen;
+	mark_failure(x);
+	host_klog_reset();
+	wait_ms(x, 8000);
+	assert_int_equal(x->dev.reports_seen, seen);         /* one in flight at a time */
+	assert_int_equal(x->mem.nisolated, isolated);
+	log_has("host has not acked a free page report");
+	if (host_klog_count() > 1)
+		fail_msg("%u lines, the last: '%s'", host_klog_count(), host_klog_last());
+	hdev_set_target(&x->dev, 4 * PPB);
+	settle_at(x, 4 * PPB);
+	assert_app_kept_running(x);
+	reset_and_reclaim(x);
+	assert_all_back(x);
+	destroy(x);
+}
+
+/* An allocator bug: report_isolate slips a block that is the balloon's into
+ * the middle of the list. The balloon must refuse that block, turn reporting
+ * off, and hand every *other* isolated block back to the allocator. */
+static void test_report_isolate_bad_block_gives_the_rest_back(void **state)
+{
+	(void)state;
+	struct hsys *x = make(34, 1, 0, 1000);
+	hdev_set_target(&x->dev, 8 * PPB);
+	settle_at(x, 8 * PPB);
+	host_klog_reset();
+	/* the first round: a free block, then one of the balloon's, then more
+	 * free blocks (sorted, the balloon's low block comes first) */
+	x->mem.bad_isolate = 1;
+	wait_ms(x, 1500);                            /* hsys_check: isolated == in flight */
+	log_has("allocator isolated a bad block for reporting");
+	log_has("free page reporting off");
+	assert_int_equal(x->mem.nisolated, 0);
+	assert_int_equal(x->mem.nballoon, balloon_owned(&x->b));
+	assert_all_back(x);
+	destroy(x);
+}
+
+/* ------------------------------------------------------------ deflate on OOM */
+
+/* The application needs more than is free: the OOM path deflates, the host
+ * acks, the allocation succeeds; the balloon then holds (no re-inflating
+ * into the same shortage) until the host sets a new target. */
+static void test_deflate_on_oom_round_trip(void **state)
+{
+	(void)state;
+	struct hsys *x = make(35, 0, 1, 0);
+	x->app_paused = 1;
+	hdev_set_target(&x->dev, 30 * PPB);
+	settle_at(x, 30 * PPB);
+	uint64_t free = x->mem.nfree, failures = x->mem.app_alloc_failures;
+	assert_int_equal(hmem_app_alloc(&x->mem, free + 1000), free + 1000);
+	assert_int_equal(x->mem.app_alloc_failures, failures);      /* the OOM path helped in time */
+	assert_true(x->mem.oom_pages >= 1000);
+	uint64_t held = balloon_owned(&x->b);
+	assert_true(held <= 30 * PPB - 1000);
+	check_all(x);
+	wait_ms(x, 3000);
+	assert_int_equal(balloon_owned(&x->b), held);              /* holds */
+	log_has("balloon: deflated on OOM");
+	hmem_app_free(&x->mem, free + 1000);
+	hdev_set_target(&x->dev, 20 * PPB);                        /* the host moves: capped no more */
+	settle_at(x, 20 * PPB);
+	hdev_set_target(&x->dev, 0);
+	settle_at(x, 0);
+	assert_all_back(x);
+	destroy(x);
+}
+
+/* The host stops acking deflates: the OOM path waits its bounded time and
+ * gives up; nothing is handed to the allocator before the host's ack (the
+ * allocation fails cleanly), one line says so, later acks bring the memory
+ * back. */
+static void test_deflate_on_oom_host_stops_acking(void **state)
+{
+	(void)state;
+	struct hsys *x = make(36, 0, 1, 0);
+	x->app_paused = 1;
+	hdev_set_target(&x->dev, 30 * PPB);
+	settle_at(x, 30 * PPB);
+	hdev_set_mode(&x->dev, HD_DEFLATE, FAKE_DROP);
+	host_klog_reset();
+	uint64_t free = x->mem.nfree, given = x->mem.frames_given, t0 = clock_ns();
+	assert_int_equal(hmem_app_alloc(&x->mem, free + 1000), free);    /* what was free, no more */
+	uint64_t waited = clock_ns() - t0;
+	assert_true(waited >= 150 * NS_PER_MS && waited <= 400 * NS_PER_MS);
+	assert_int_equal(x->mem.frames_given, given);                    /* nothing before the ack */
+	check_all(x);
+	assert_int_equal(host_klog_count(), 0);                          /* not from inside the OOM path */
+	ticks(x, 2);
+	log_has("host did not ack a deflate on OOM within 200 ms");
+	/* a second OOM does not wait again while those acks are out */
+	t0 = clock_ns();
+	assert_int_equal(hmem_app_alloc(&x->mem, 10), 0);
+	assert_true(clock_ns() - t0 < 10 * NS_PER_MS);
+	/* the host comes back */
+	hdev_set_mode(&x->dev, HD_DEFLATE, FAKE_ACK);
+	hdev_complete(&x->dev, HD_DEFLATE, 64);
+	ticks(x, 5);
+	assert_true(x->mem.frames_given > given);
+	assert_true(x->mem.nfree > 0);
+	hmem_app_free(&x->mem, free);
+	hdev_set_target(&x->dev, 0);
+	settle_at(x, 0);
+	assert_all_back(x);
+	destroy(x);
+}
+
+/* While the OOM path waits, the device answers with garbage on the deflate
+ * queue: the queue breaks, the allocation fails cleanly, no frame the device
+ * may still use goes back - and, as balloon.h promises for the OOM path
+ * (the allocator may be inside malloc), nothing is logged until the next
+ * poll. */
+static void test_deflate_on_oom_hostile_ack_logged_after(void **state)
+{
+	(void)state;
+	struct hsys *x = make(37, 0, 1, 0);
+	x->app_paused = 1;
+	hdev_set_target(&x->dev, 30 * PPB);
+	settle_at(x, 30 * PPB);
+	/* the deflate elements are popped and held; the relax hook would serve
+	 * the queue: an index far ahead is what it publishes */
+	hdev_set_mode(&x->dev, HD_DEFLATE, FAKE_HOLD);
+	x->host_paused = 1;
+	x->dev.process_on_notify = 0;
+	hdev_set_used_idx(&x->dev, HD_DEFLATE, 1000);
+	host_klog_reset();
+	uint64_t free = x->mem.nfree, given = x->mem.frames_given;
+	assert_int_equal(hmem_app_alloc(&x->mem, free + 1000), free);
+	assert_int_equal(x->mem.frames_given, given);
+	unsigned in_oom = host_klog_count();
+	char line[256];
+	snprintf(line, sizeof line, "%s", host_klog_last());
+	if (in_oom)                                   /* balloon.h: the OOM path never logs */
+		fail_msg("%u lines logged inside the OOM path, the last: '%s'", in_oom, line);
+	ticks(x, 1);
+	log_has("used idx moved by 1000");
+	destroy(x);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_reporting_round_trip, teardown),
+		cmocka_unit_test_teardown(test_report_len_larger_than_buffer, teardown),
+		cmocka_unit_test_teardown(test_report_never_acked, teardown),
+		cmocka_unit_test_teardown(test_report_isolate_bad_block_gives_the_rest_back, teardown),
+		cmocka_unit_test_teardown(test_deflate_on_oom_round_trip, teardown),
+		cmocka_unit_test_teardown(test_deflate_on_oom_host_stops_acking, teardown),
+		cmocka_unit_test_teardown(test_deflate_on_oom_hostile_ack_logged_after, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
