@@ -29,6 +29,8 @@ void lapic_eoi(void)
 
 uint64_t timer_ticks(void) { return ticks; }
 
+uint32_t lapic_id(void) { return lapic ? lapic_read(0x20) >> 24 : 0; }
+
 static int timer_irq(struct trap_frame *tf)
 {
 	ticks++;

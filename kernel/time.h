@@ -21,6 +21,7 @@ uint64_t tsc_hz_from_pit(uint64_t tsc_ticks, uint32_t pit_ticks);
 /* LAPIC periodic timer that wakes the work loop (kernel/lapic.c). */
 int lapic_timer_init(unsigned hz);
 void lapic_eoi(void);
+uint32_t lapic_id(void);      /* this CPU's local APIC id (MSI destination) */
 uint64_t timer_ticks(void);
 
 #endif
