@@ -1225,7 +1225,9 @@ static void report(struct balloon *b)
 		return;
 	uint64_t actual = balloon_actual(b);
 	if (actual == b->target) {
-		if (!b->done_reported) {
+		/* One status line per target; deferred, never dropped, while the
+		 * previous line is under a second old. */
+		if (!b->done_reported && klog_ready(&b->lim_status, LOG_INTERVAL_NS)) {
 			b->done_reported = 1;
 			klog_ratelimited(&b->lim_status, LOG_INTERVAL_NS,
 			                 "balloon: at target %llu pages (%llu MiB): %llu whole 2 MiB blocks, "
@@ -1234,7 +1236,8 @@ static void report(struct balloon *b)
 			                 (unsigned long long)b->block_runs,
 			                 (unsigned long long)(b->settled - b->block_runs * PPB));
 		}
-	} else if (b->short_of_memory && !b->short_reported && actual < b->target) {
+	} else if (b->short_of_memory && !b->short_reported && actual < b->target &&
+	           klog_ready(&b->lim_status, LOG_INTERVAL_NS)) {
 		b->short_reported = 1;
 		klog_ratelimited(&b->lim_status, LOG_INTERVAL_NS,
 		                 "balloon: cannot reach target %llu pages (%llu MiB): holding %llu, "

@@ -21,4 +21,9 @@ struct klog_limit { uint64_t last_ns; uint32_t suppressed; };
 int klog_ratelimited(struct klog_limit *lim, uint64_t interval_ns, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* 1 if klog_ratelimited(lim, interval_ns, ...) would print now. For one-shot
+ * lines (a status that must appear once per event): wait until this says yes
+ * instead of having the line dropped. */
+int klog_ready(const struct klog_limit *lim, uint64_t interval_ns);
+
 #endif /* KLOG_H */

@@ -24,6 +24,11 @@ void klog(const char *fmt, ...)
 	va_end(ap);
 }
 
+int klog_ready(const struct klog_limit *lim, uint64_t interval_ns)
+{
+	return lim->last_ns == 0 || clock_ns() - lim->last_ns >= interval_ns;
+}
+
 int klog_ratelimited(struct klog_limit *lim, uint64_t interval_ns, const char *fmt, ...)
 {
 	uint64_t now = clock_ns();
