@@ -117,6 +117,7 @@ int vp_reset(struct vp_dev *vp)
 
 int vp_begin(struct vp_dev *vp)
 {
+	vp->queue_vector = VIRTIO_MSI_NO_VECTOR;   /* polled until the caller routes MSI-X */
 	vp->failed = 0;
 	vp->health_logged = VP_HEALTHY;
 	if (vp_reset(vp) != 0)
@@ -195,6 +196,15 @@ static void wr64(struct vp_dev *vp, uint32_t off, uint64_t v)
 	wr(vp, VP_COMMON, off + 4, 4, (uint32_t)(v >> 32));
 }
 
+int vp_set_config_vector(struct vp_dev *vp, uint16_t entry)
+{
+	wr(vp, VP_COMMON, VIRTIO_PCI_COMMON_MSIX, 2, entry);
+	if (rd(vp, VP_COMMON, VIRTIO_PCI_COMMON_MSIX, 2) == entry)
+		return 0;
+	wr(vp, VP_COMMON, VIRTIO_PCI_COMMON_MSIX, 2, VIRTIO_MSI_NO_VECTOR);
+	return -1;
+}
+
 int vp_setup_queue(struct vp_dev *vp, uint16_t idx, struct virtq *vq, const char *name,
                    uint16_t max_size)
 {
@@ -249,7 +259,14 @@ int vp_setup_queue(struct vp_dev *vp, uint16_t idx, struct virtq *vq, const char
 	wr64(vp, VIRTIO_PCI_COMMON_Q_DESCLO, vq->desc_pa);
 	wr64(vp, VIRTIO_PCI_COMMON_Q_AVAILLO, vq->avail_pa);
 	wr64(vp, VIRTIO_PCI_COMMON_Q_USEDLO, vq->used_pa);
-	wr(vp, VP_COMMON, VIRTIO_PCI_COMMON_Q_MSIX, 2, VIRTIO_MSI_NO_VECTOR);   /* we poll */
+	/* NO_VECTOR (vp_begin's default: poll) or the entry the caller routed. */
+	wr(vp, VP_COMMON, VIRTIO_PCI_COMMON_Q_MSIX, 2, vp->queue_vector);
+	if (vp->queue_vector != VIRTIO_MSI_NO_VECTOR &&
+	    rd(vp, VP_COMMON, VIRTIO_PCI_COMMON_Q_MSIX, 2) != vp->queue_vector) {
+		klog("%s: queue %u: device refused MSI-X vector %u; that queue is polled",
+		     vp->name, idx, vp->queue_vector);
+		wr(vp, VP_COMMON, VIRTIO_PCI_COMMON_Q_MSIX, 2, VIRTIO_MSI_NO_VECTOR);
+	}
 	wr(vp, VP_COMMON, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
 	return 0;
 }

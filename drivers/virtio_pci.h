@@ -107,6 +107,7 @@ struct vp_dev {
 	uint64_t features;             /* negotiated */
 	uint16_t notify_off[VP_MAX_QUEUES];
 	int failed;
+	uint16_t queue_vector;         /* MSI-X entry for queues, VIRTIO_MSI_NO_VECTOR = poll */
 	uint8_t health_logged;         /* enum vp_health last reported (0 = healthy) */
 	/* Ring memory per queue index, kept across resets (vp_setup_queue). */
 	struct { void *mem; uint64_t pa; size_t bytes; } ring[VP_MAX_QUEUES];
@@ -118,6 +119,12 @@ enum vp_health {
 	VP_LOST,           /* DRIVER_OK gone without us resetting (the device reset itself) */
 	VP_GONE,           /* status reads 0xff: removed, or its BAR no longer decodes */
 };
+
+/* MSI-X: route configuration changes to table entry `entry` (0 on success,
+ * -1 if the device answers VIRTIO_MSI_NO_VECTOR: it could not allocate it).
+ * Queues set up afterwards use vp->queue_vector, checked the same way; a
+ * queue whose vector is refused falls back to polling (one line). */
+int vp_set_config_vector(struct vp_dev *vp, uint16_t entry);
 
 /* Parse the vendor capabilities of `pd` into vp->r[] (first usable one of
  * each type, checked against the BAR's size). 0, or -1 with one log line. */
