@@ -19,7 +19,7 @@ test_virtio_pci_SRCS := tests/unit/test_virtio_pci.c drivers/pci.c drivers/virti
 KERNEL_SRCS += drivers/pci.c drivers/pci_hw.c drivers/virtq.c drivers/virtio_pci.c \
                drivers/virtio_pci_hw.c drivers/balloon.c drivers/virtio_balloon.c \
                tests/guest/virtio_balloon_tests.c \
-               tests/guest/balloon_feature_tests.c
+               tests/guest/balloon_feature_tests.c tests/guest/balloon_recovery_tests.c
 
 UNIT_TESTS += test_pci_msix
 test_pci_msix_SRCS := tests/unit/test_pci_msix.c drivers/pci_msix.c

@@ -3,9 +3,25 @@
  * function, runs the transport's init order, sets up the queues the offered
  * features imply, and drives the core (balloon.c) from a POLLER every work
  * loop wake-up (about 1 ms), which also makes config changes take effect
- * within milliseconds. Console: `balloon` (status, knobs, totals, OOM,
- * reporting, shortfall), `balloon check` (books), `balloon stats` (what the
- * stats queue carries).
+ * within milliseconds. Console: `balloon` (status, recovery, knobs, totals,
+ * OOM, reporting, shortfall), `balloon check` (books), `balloon stats` (what
+ * the stats queue carries), `balloon reset` (reset the device and bring it
+ * up again: exercises the recovery below on a healthy device).
+ *
+ * Recovery (the poller, every tick): vp_health() notices a device that needs
+ * a reset, reset itself (DRIVER_OK gone) or was removed; balloon_state()
+ * BALLOON_BROKEN a queue (or config space) the core stopped using. Either
+ * way the device is reset with vp_reset(). Only if it confirms (status reads
+ * back 0: it no longer touches anything it was given) does every frame the
+ * balloon holds go back to the allocator (balloon_release_all); otherwise
+ * they stay the balloon's for good, since the device might still write to
+ * them. A device that needs a reset, reset itself or broke a queue is then
+ * brought up again the way boot does it (features, interrupts, queues,
+ * DRIVER_OK, balloon core), at most VIRTIO_BALLOON_MAX_ATTEMPTS times over
+ * the kernel's life; a removed one is left off. One line per attempt, one
+ * when giving up. Re-init costs no memory: ring memory (vp_setup_queue) and
+ * the core's DMA and tracking buffers are reused, the OOM notifier is
+ * registered once (and does nothing while the device is down).
  *
  * Kernel services it binds for the core: the allocator's OOM notifier
  * (mm_add_oom_notifier: deflate on OOM, early return of reported blocks),
@@ -50,9 +66,25 @@ struct virtio_balloon_dev {
 	int has_report;
 	int transport_up;          /* DRIVER_OK set, queues live */
 	int core_up;               /* balloon core running */
-	int needs_reset;           /* device asked for a reset: stopped */
 	struct balloon b;
+
+	/* recovery (see the header comment) */
+	int given_up;              /* left off for good (down_why says why) */
+	const char *down_why;      /* why the transport is down, for the console */
+	unsigned resets;           /* resets the device confirmed after boot */
+	unsigned attempts;         /* bring-ups after a failure, of VIRTIO_BALLOON_MAX_ATTEMPTS */
+	unsigned requested;        /* resets asked for (`balloon reset`), not counted as attempts */
+	uint64_t reclaimed;        /* frames given back to the allocator after confirmed resets */
+	uint64_t held_for_good;    /* frames kept because a reset was not confirmed */
+
+	/* the core's buffers: allocated once, reused by every re-init */
+	void *dma;
+	uint64_t dma_pa;
+	void *track;
+	size_t track_len;
 };
+
+#define VIRTIO_BALLOON_MAX_ATTEMPTS 3
 
 /* The one device (for self-tests and the console); NULL if none was found. */
 struct virtio_balloon_dev *virtio_balloon_get(void);
@@ -60,5 +92,10 @@ struct virtio_balloon_dev *virtio_balloon_get(void);
 /* The work loop's poller, for self-tests that drive the balloon themselves
  * (pollers do not run in self-test mode). */
 void virtio_balloon_poll(uint64_t now);
+
+/* Reset the device on request and bring it up again through the recovery
+ * path (`balloon reset`, self-tests). Does not use up an attempt. 0 when
+ * the transport is up again afterwards, -1 otherwise (or no device). */
+int virtio_balloon_reset(void);
 
 #endif
