@@ -8,13 +8,18 @@
 #define COM1_LSR (COM1 + 5)
 #define LSR_THRE 0x20    /* transmit holding register empty */
 
+static void vmsg(const CHAR16 *fmt, va_list ap)
+{
+	Print(L"loader: ");
+	VPrint(fmt, ap);
+	Print(L"\n");
+}
+
 void loader_msg(const CHAR16 *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	Print(L"loader: ");
-	VPrint(fmt, ap);
-	Print(L"\n");
+	vmsg(fmt, ap);
 	va_end(ap);
 }
 
@@ -22,9 +27,7 @@ EFI_STATUS loader_fail(EFI_STATUS status, const CHAR16 *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	Print(L"loader: ");
-	VPrint(fmt, ap);
-	Print(L"\n");
+	vmsg(fmt, ap);
 	va_end(ap);
 	BS->Stall(LOADER_FAIL_STALL_US);
 	return status;
