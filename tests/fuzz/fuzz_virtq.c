@@ -24,23 +24,7 @@
 
 #define MAXQ VIRTQ_MAX_SIZE
 
-struct input { const uint8_t *p; size_t n; };
-
-static uint8_t byte(struct input *in)
-{
-	if (!in->n)
-		return 0;
-	in->n--;
-	return *in->p++;
-}
-
-static uint32_t u32(struct input *in)
-{
-	uint32_t v = 0;
-	for (int i = 0; i < 4; i++)
-		v = v << 8 | byte(in);
-	return v;
-}
+#include "fuzz_input.h"
 
 #define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "fuzz_virtq: " __VA_ARGS__); \
 	fprintf(stderr, "\n"); abort(); } } while (0)

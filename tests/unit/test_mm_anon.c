@@ -25,21 +25,7 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	struct mm_sim *s = *state;
-	char why[200];
-	int bad = fa_check(&s->fa, why, sizeof why);
-	pt_destroy(&s->pt);
-	mm_sim_fini(s);
-	return bad ? -1 : 0;
-}
 
-static uint8_t *at(struct mm_sim *s, uint64_t va)
-{
-	struct pt_walk w;
-	return pt_lookup(&s->pt, va, &w) == MM_OK ? mm_sim_p2v(s, w.pa) : NULL;
-}
 
 static void test_map_unmap(void **state)
 {
@@ -51,8 +37,8 @@ static void test_map_unmap(void **state)
 	assert_int_equal(v1, WIN);
 	assert_int_equal(s->fa.nr[FS_MOVABLE], 2);
 	for (uint64_t off = 0; off < 8192; off += 512)
-		assert_int_equal(*at(s, v1 + off), 0);                 /* zeroed */
-	assert_null(at(s, v1 + 8192));                              /* guard page */
+		assert_int_equal(*mm_sim_at(s, v1 + off), 0);                 /* zeroed */
+	assert_null(mm_sim_at(s, v1 + 8192));                              /* guard page */
 	assert_int_equal(anon_map(&a, 4096, &v2), MM_OK);
 	assert_int_equal(v2, WIN + 3 * 4096);
 	struct pt_walk w;
@@ -67,7 +53,7 @@ static void test_map_unmap(void **state)
 	assert_int_equal(anon_unmap(&a, v1, 5000), MM_OK);
 	assert_int_equal(anon_unmap(&a, v1, 5000), MM_EINVAL);     /* twice */
 	assert_int_equal(s->fa.nr[FS_MOVABLE], 1);
-	assert_null(at(s, v1));
+	assert_null(mm_sim_at(s, v1));
 	/* The hole is reused first-fit, and merges back on free. */
 	uint64_t v3;
 	assert_int_equal(anon_map(&a, 100, &v3), MM_OK);
@@ -109,7 +95,7 @@ static void test_compaction_moves_anon(void **state)
 	for (unsigned i = 0; i < N; i++) {
 		assert_int_equal(anon_map(&a, 4096 * (1 + i % 5) * 10, &va[i]), MM_OK);
 		for (uint64_t off = 0; off < 4096ull * (1 + i % 5) * 10; off += 4096)
-			memset(at(s, va[i] + off), (int)(i + off / 4096), 4096);
+			memset(mm_sim_at(s, va[i] + off), (int)(i + off / 4096), 4096);
 	}
 	for (unsigned i = 0; i < N; i += 2)
 		assert_int_equal(anon_unmap(&a, va[i], 4096 * (1 + i % 5) * 10), MM_OK);
@@ -120,7 +106,7 @@ static void test_compaction_moves_anon(void **state)
 	assert_true(fa_free_blocks(&s->fa) > before);
 	for (unsigned i = 1; i < N; i += 2)
 		for (uint64_t off = 0; off < 4096ull * (1 + i % 5) * 10; off += 4096) {
-			const uint8_t *p = at(s, va[i] + off);
+			const uint8_t *p = mm_sim_at(s, va[i] + off);
 			for (unsigned k = 0; k < 4096; k += 61)
 				assert_int_equal(p[k], (uint8_t)(i + off / 4096));
 		}
@@ -129,9 +115,9 @@ static void test_compaction_moves_anon(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_map_unmap, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oom_all_or_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_compaction_moves_anon, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_map_unmap, setup, mm_sim_teardown),
+		cmocka_unit_test_setup_teardown(test_oom_all_or_nothing, setup, mm_sim_teardown),
+		cmocka_unit_test_setup_teardown(test_compaction_moves_anon, setup, mm_sim_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -82,3 +82,19 @@ void mm_sim_fini(struct mm_sim *s)
 	free(s->meta);
 	memset(s, 0, sizeof *s);
 }
+
+uint8_t *mm_sim_at(struct mm_sim *s, uint64_t va)
+{
+	struct pt_walk w;
+	return pt_lookup(&s->pt, va, &w) == MM_OK ? mm_sim_p2v(s, w.pa) : NULL;
+}
+
+int mm_sim_teardown(void **state)
+{
+	struct mm_sim *s = *state;
+	char why[200];
+	int bad = fa_check(&s->fa, why, sizeof why);
+	pt_destroy(&s->pt);
+	mm_sim_fini(s);
+	return bad ? -1 : 0;
+}

@@ -30,6 +30,11 @@ int mm_sim_init(struct mm_sim *s, const struct boot_mem_region *r, size_t n, int
 int mm_sim_init_flat(struct mm_sim *s, uint64_t mib, int with_pt);
 void mm_sim_fini(struct mm_sim *s);
 void *mm_sim_p2v(struct mm_sim *s, uint64_t pa);
+/* Host pointer to the byte mapped at `va` in s->pt, NULL if unmapped. */
+uint8_t *mm_sim_at(struct mm_sim *s, uint64_t va);
+/* cmocka teardown: verify the allocator (fa_check), free the tables and the
+ * simulation; -1 if the allocator's invariants broke during the test. */
+int mm_sim_teardown(void **state);
 
 extern const struct pt_ops mm_sim_pt_ops;
 

@@ -24,23 +24,7 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	struct mm_sim *s = *state;
-	char why[200];
-	int bad = fa_check(&s->fa, why, sizeof why);
-	pt_destroy(&s->pt);
-	mm_sim_fini(s);
-	return bad ? -1 : 0;
-}
 
-static uint8_t *at(struct mm_sim *s, uint64_t va)
-{
-	struct pt_walk w;
-	if (pt_lookup(&s->pt, va, &w) != MM_OK)
-		return NULL;
-	return mm_sim_p2v(s, w.pa);
-}
 
 static void test_grow_and_shrink(void **state)
 {
@@ -53,7 +37,7 @@ static void test_grow_and_shrink(void **state)
 	assert_int_equal(vregion_sbrk(&r, 100, &old), MM_OK);
 	assert_int_equal(old, HEAP_VA);
 	assert_int_equal(s->fa.nr[FS_MOVABLE], 1);
-	uint8_t *p = at(s, HEAP_VA);
+	uint8_t *p = mm_sim_at(s, HEAP_VA);
 	assert_non_null(p);
 	for (unsigned i = 0; i < 4096; i++)
 		assert_int_equal(p[i], 0);
@@ -79,8 +63,8 @@ static void test_grow_and_shrink(void **state)
 	assert_int_equal(r.brk, HEAP_VA + 4096 + (512 << 10) - 10);
 	assert_int_equal(s->fa.nr[FS_MOVABLE], 129);       /* the page holding brk - 1 stays */
 	assert_int_equal(s->flushes - f, 128);
-	assert_null(at(s, HEAP_VA + 129 * 4096));
-	assert_non_null(at(s, HEAP_VA + 128 * 4096));
+	assert_null(mm_sim_at(s, HEAP_VA + 129 * 4096));
+	assert_non_null(mm_sim_at(s, HEAP_VA + 128 * 4096));
 	assert_int_equal(vregion_sbrk(&r, -(int64_t)(r.brk - HEAP_VA), &old), MM_OK);
 	assert_int_equal(s->fa.nr[FS_MOVABLE], 0);
 	assert_int_equal(vregion_pages(&r), 0);
@@ -117,16 +101,16 @@ static void test_grow_oom_changes_nothing(void **state)
 	assert_int_equal(s->fa.nr[FS_MOVABLE], 1);
 	/* Table frames made on the way may stay (they are reused); data frames may not. */
 	assert_true(s->fa.nr[FS_FREE] + 8 >= free_before);
-	assert_null(at(s, HEAP_VA + 4096));
+	assert_null(mm_sim_at(s, HEAP_VA + 4096));
 	assert_int_equal(vregion_sbrk(&r, 8 << 20, &old), MM_OK);         /* and it still works */
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_grow_and_shrink, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_grow_oom_changes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_grow_and_shrink, setup, mm_sim_teardown),
+		cmocka_unit_test_setup_teardown(test_limits, setup, mm_sim_teardown),
+		cmocka_unit_test_setup_teardown(test_grow_oom_changes_nothing, setup, mm_sim_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
