@@ -8,3 +8,6 @@ KERNEL_SRCS += kernel/shrinker.c
 
 UNIT_TESTS += test_shrinker
 test_shrinker_SRCS := tests/unit/test_shrinker.c kernel/shrinker.c
+
+UNIT_TESTS += test_app_spec
+test_app_spec_SRCS := tests/unit/test_app_spec.c app/spec.c app/pattern.c kernel/cmdline.c
