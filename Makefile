@@ -23,7 +23,7 @@ DEBIAN_PKGS := gnu-efi ovmf qemu-system-x86 newlib-source libcmocka-dev mtools \
                libclang-rt-14-dev valgrind
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all image run test unit qemu-test bench deps deps-check clean distclean fuzz soak
+.PHONY: all image run test unit qemu-test bench deps deps-check clean distclean fuzz soak FORCE
 
 all: image
 
@@ -138,13 +138,17 @@ ESP_MIB  := 16
 IMAGE    := $(BUILD)/balloon.img
 CMDLINE_DEFAULT ?=
 
-$(BUILD)/esp.img: $(BUILD)/BOOTX64.EFI $(BUILD)/kernel.stripped | deps-check
+# Rewritten only when CMDLINE_DEFAULT changes, so the image follows it.
+$(BUILD)/cmdline.txt: FORCE
+	@mkdir -p $(BUILD)
+	$(Q)printf '%s\n' '$(CMDLINE_DEFAULT)' > $@.new; cmp -s $@.new $@ && rm -f $@.new || mv $@.new $@
+
+$(BUILD)/esp.img: $(BUILD)/BOOTX64.EFI $(BUILD)/kernel.stripped $(BUILD)/cmdline.txt | deps-check
 	@echo "  ESP     $@"
 	$(Q)rm -f $@ && mkfs.fat -C -F 16 -n BALLOON $@ $$(( $(ESP_MIB) * 1024 )) > /dev/null
 	$(Q)mmd -i $@ ::/EFI ::/EFI/BOOT
 	$(Q)mcopy -i $@ $(BUILD)/BOOTX64.EFI ::/EFI/BOOT/BOOTX64.EFI
 	$(Q)mcopy -i $@ $(BUILD)/kernel.stripped ::/kernel.elf
-	$(Q)printf '%s\n' '$(CMDLINE_DEFAULT)' > $(BUILD)/cmdline.txt
 	$(Q)mcopy -i $@ $(BUILD)/cmdline.txt ::/cmdline.txt
 
 $(IMAGE): $(BUILD)/esp.img
