@@ -21,14 +21,7 @@ static void __attribute__((format(printf, 2, 3))) proto_err(struct hdev *d, cons
 	d->protocol_errors++;
 }
 
-static uint64_t rnd(struct hdev *d)
-{
-	uint64_t x = d->rng;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return d->rng = x;
-}
+static uint64_t rnd(struct hdev *d) { return hostile_xorshift64(&d->rng); }
 
 static int live(const struct hdev *d)
 {

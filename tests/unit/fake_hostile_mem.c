@@ -18,15 +18,7 @@ static void __attribute__((format(printf, 2, 3))) err(struct hmem *m, const char
 	m->errors++;
 }
 
-static uint64_t rnd(struct hmem *m)
-{
-	/* xorshift64: deterministic per seed, no libc state shared with the test */
-	uint64_t x = m->rng;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return m->rng = x;
-}
+static uint64_t rnd(struct hmem *m) { return hostile_xorshift64(&m->rng); }
 
 static uint64_t tag_of(uint64_t seq)
 {

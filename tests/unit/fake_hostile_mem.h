@@ -47,6 +47,17 @@ struct hm_app_frame {
 	uint64_t tag;           /* what the frame's word must hold */
 };
 
+/* xorshift64: deterministic per seed, no libc state shared with the test.
+ * The fakes' "random" choices all come from here. */
+static inline uint64_t hostile_xorshift64(uint64_t *state)
+{
+	uint64_t x = *state;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *state = x;
+}
+
 struct hmem {
 	uint64_t base_pfn, npages;
 	uint8_t  *st;           /* owner per frame (HM_*) */
