@@ -81,7 +81,13 @@ $(NEWLIB_LIBC): | deps-check
 KERNEL_SRCS :=
 UNIT_TESTS  :=
 BENCH_HOST  :=
-include boot/module.mk kernel/module.mk mm/module.mk drivers/module.mk app/module.mk tests/module.mk
+# Every header, so host binaries rebuild when any contract changes.
+ALL_HEADERS := $(shell find include kernel mm drivers app boot tests/unit -name '*.h')
+# Lowest layer first (kernel/lib, kernel/arch -> mm -> drivers -> app): the
+# link order, and with it the order of initcalls within a level.
+include boot/module.mk kernel/lib/module.mk kernel/arch/module.mk mm/module.mk \
+        drivers/pci/module.mk drivers/virtio/module.mk drivers/balloon/module.mk \
+        app/module.mk kernel/module.mk tests/module.mk
 
 # ---------------------------------------------------------------- loader (GNU-EFI)
 EFI_INC    := /usr/include/efi
@@ -181,10 +187,10 @@ HOST_CC     ?= gcc
 HOST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Wno-unused-parameter -fno-omit-frame-pointer \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                -DHOST_TEST -Iinclude -I. -Itests/unit
-HOST_SUPPORT := tests/unit/host_support.c kernel/klog.c
+HOST_SUPPORT := tests/unit/host_support.c kernel/lib/klog.c
 
 define unit_rule
-$(BUILD)/unit/$(1): $$($(1)_SRCS) $(HOST_SUPPORT) $$(wildcard include/*.h mm/*.h drivers/*.h kernel/*.h boot/*.h tests/unit/*.h) | deps-check
+$(BUILD)/unit/$(1): $$($(1)_SRCS) $(HOST_SUPPORT) $(ALL_HEADERS) | deps-check
 	@mkdir -p $$(dir $$@)
 	@echo "  HOSTCC  $$@"
 	$$(Q)$$(HOST_CC) $$(HOST_CFLAGS) $$($(1)_SRCS) $(HOST_SUPPORT) -lcmocka -o $$@

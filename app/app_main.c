@@ -15,15 +15,14 @@
 #include <stdio.h>
 #include <string.h>
 #include "app/app.h"
-#include "kernel/cmdline.h"
-#include "kernel/console.h"
-#include "kernel/initcall.h"
-#include "kernel/shrinker.h"
+#include "kernel/lib/cmdline.h"
+#include "kernel/lib/console.h"
+#include "kernel/lib/initcall.h"
+#include "kernel/lib/selftest.h"
+#include "mm/shrinker.h"
 #include "klog.h"
 #include "mm/mm.h"
 
-extern int selftest_mode;        /* kernel/selftest.c */
-extern int cmdline_error_count;  /* kernel/main.c */
 
 static struct app the_app;
 static int app_ready;
@@ -68,18 +67,13 @@ static int on_chunk(void)
 	return app_ready ? app_set_chunk(&the_app, opt_chunk) : -1;
 }
 
-/* CMDLINE_* has no on_set: these options act when `set` changes them. */
-#define APP_OPT(id_, name_, type_, var_, size_, min_, max_, help_, on_set_) \
-	static const struct cmdline_opt cmdline_opt_##id_ \
-	__attribute__((used, section("cmdline_opts"), aligned(8))) = \
-	{ name_, type_, var_, size_, min_, max_, help_, on_set_ }
-
-APP_OPT(app_pattern, "app.pattern", OPT_STRING, opt_pattern, sizeof opt_pattern, 0, 0,
-        "app memory pattern, e.g. grow:256M,hold:5s,shrink:128M,loop", on_pattern);
-APP_OPT(app_cache, "app.cache", OPT_SIZE, &opt_cache, sizeof opt_cache, 0, 1ull << 40,
-        "target size of the app's cache (gives memory back to shrinkers)", on_cache);
-APP_OPT(app_chunk, "app.chunk", OPT_SIZE, &opt_chunk, sizeof opt_chunk, APP_CHUNK_MIN, APP_CHUNK_MAX,
-        "size of each app allocation (4K..64M)", on_chunk);
+/* These options act at once when `set` changes them. */
+CMDLINE_STRING_ON_SET(app_pattern, "app.pattern", opt_pattern,
+                      "app memory pattern, e.g. grow:256M,hold:5s,shrink:128M,loop", on_pattern);
+CMDLINE_SIZE_ON_SET(app_cache, "app.cache", &opt_cache, 0, 1ull << 40,
+                    "target size of the app's cache (gives memory back to shrinkers)", on_cache);
+CMDLINE_SIZE_ON_SET(app_chunk, "app.chunk", &opt_chunk, APP_CHUNK_MIN, APP_CHUNK_MAX,
+                    "size of each app allocation (4K..64M)", on_chunk);
 
 /* Free memory from the frame allocator, for `app fill RESERVE`. */
 static int kernel_free_bytes(uint64_t *bytes)

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "app/spec.h"
-#include "kernel/cmdline.h"
+#include "kernel/lib/cmdline.h"
 
 const char *app_op_name(enum app_op op)
 {

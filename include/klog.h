@@ -26,4 +26,8 @@ int klog_ratelimited(struct klog_limit *lim, uint64_t interval_ns, const char *f
  * instead of having the line dropped. */
 int klog_ready(const struct klog_limit *lim, uint64_t interval_ns);
 
+/* Where finished lines go: kernel/console.c (serial) in the kernel,
+ * tests/unit/host_support.c (a buffer the tests read) on the host. */
+void klog_sink(const char *line);
+
 #endif /* KLOG_H */

@@ -12,27 +12,24 @@
 #include "boot_info.h"
 #include "hw/io.h"
 #include "kclock.h"
-#include "kernel/arch.h"
-#include "kernel/boot.h"
-#include "kernel/cmdline.h"
-#include "kernel/console.h"
-#include "kernel/initcall.h"
-#include "kernel/panic.h"
-#include "kernel/power.h"
-#include "kernel/time.h"
+#include "kernel/arch/arch.h"
+#include "kernel/lib/boot.h"
+#include "kernel/lib/cmdline.h"
+#include "kernel/lib/console.h"
+#include "kernel/lib/initcall.h"
+#include "kernel/arch/panic.h"
+#include "kernel/arch/power.h"
+#include "kernel/arch/serial.h"
+#include "kernel/arch/time.h"
+#include "kernel/lib/selftest.h"
+#include "mm/kmem.h"
 #include "klog.h"
 
 #define KERNEL_VERSION "0.1"
 
 extern const struct initcall __start_initcalls[], __stop_initcalls[];
 extern const struct poller __start_pollers[], __stop_pollers[];
-extern int selftest_mode;
-void selftest_run(void);
-
-int cmdline_error_count;
-uint64_t boot_ready_ns_after_exit;   /* for the bench and `uptime` */
-
-static void report_cmdline(const char *line) { klog("%s", line); }
+static uint64_t boot_ready_ns_after_exit;
 
 static void print_banner(const struct boot_info *bi)
 {
@@ -82,21 +79,20 @@ static void __attribute__((noreturn)) work_loop(void)
 
 void kmain(const struct boot_info *bi_loader)
 {
-	console_init();
+	serial_init();
 	arch_init();
 	const char *why;
 	if (boot_info_save(bi_loader, &why)) {
-		console_write_raw("\nballoon-os: cannot start: boot_info from the loader is unusable: ");
-		console_write_raw(why);
-		console_write_raw("\n");
+		serial_puts("\nballoon-os: cannot start: boot_info from the loader is unusable: ");
+		serial_puts(why);
+		serial_puts("\n");
 		power_off(0);
 	}
 	const struct boot_info *bi = boot_info_get();
 	time_init(bi->tsc_hz);
 
-	cmdline_error_count = cmdline_parse(bi->cmdline, __start_cmdline_opts,
-	                                    (size_t)(__stop_cmdline_opts - __start_cmdline_opts),
-	                                    report_cmdline);
+	cmdline_boot_parse(bi->cmdline);
+	power_fail_powers_off(selftest_mode);
 	print_banner(bi);
 	if (cmdline_error_count)
 		printf("cmdline: %d error%s above; those options keep their defaults\n",
@@ -113,7 +109,7 @@ void kmain(const struct boot_info *bi_loader)
 	       boot_ready_ns_after_exit / 1000, loader_ns / 1000);
 
 	if (selftest_mode)
-		selftest_run();
+		power_off(selftest_run());
 	work_loop();
 }
 
@@ -132,5 +128,9 @@ static int cmd_poweroff(int argc, char **argv)
 }
 CONSOLE_CMD("poweroff", "power the machine off", cmd_poweroff);
 
-static int timer_initcall(void) { return lapic_timer_init(1000); }
+/* After mm (INIT_MM): the LAPIC's registers need an uncached mapping. */
+static int timer_initcall(void)
+{
+	return lapic_timer_init(mmio_map(lapic_enable(), 4096), 1000);
+}
 INITCALL(INIT_ARCH, timer_initcall);

@@ -10,11 +10,10 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/times.h>
-#include "drivers/serial.h"
+#include "kernel/arch/serial.h"
 #include "kclock.h"
-#include "kernel/console.h"
-#include "kernel/panic.h"
-#include "kernel/power.h"
+#include "kernel/arch/panic.h"
+#include "kernel/arch/power.h"
 
 #undef errno
 extern int errno;
@@ -25,7 +24,7 @@ int write(int fd, const void *buf, size_t len)
 		errno = EBADF;
 		return -1;
 	}
-	console_write(buf, len);
+	serial_write(buf, len);
 	return (int)len;
 }
 

@@ -1,5 +1,6 @@
 /*
- * boot_init.c - bring up the memory manager (INITCALL at INIT_MM).
+ * boot_init.c - bring up the memory manager (INITCALL at INIT_MM); the
+ * public calls on the result are in mm.c.
  *
  * Order, and why:
  *  1. Metadata for the frame allocator is carved from the top of the highest
@@ -20,11 +21,12 @@
 #include "boot_info.h"
 #include "hw/io.h"
 #include "kclock.h"
-#include "kernel/boot.h"
-#include "kernel/initcall.h"
+#include "kernel/lib/boot.h"
+#include "kernel/lib/initcall.h"
 #include "klog.h"
 #include "mm/mm.h"
 #include "mm/mm_kernel.h"
+#include "mm/shrinker.h"
 
 struct mm_kernel mmk;
 
@@ -152,16 +154,13 @@ static int map_identity(const struct boot_info *bi)
 	return MM_OK;
 }
 
-/* kernel/shrinker.c, when it is linked in: caches that give pages back. */
-extern uint64_t shrinker_reclaim(uint64_t pages_wanted) __attribute__((weak));
-
 /* Second OOM notifier: ask the registered shrinkers, batch by batch. Not
  * while sbrk grows the heap: a shrinker calling free() from inside newlib's
  * malloc would corrupt the heap (newlib is not reentrant). */
 static uint64_t shrink_on_oom(void *ctx, unsigned order, enum block_kind kind)
 {
 	uint64_t want = 1ull << order, got = 0, n;
-	if (!shrinker_reclaim || mmk.in_sbrk)
+	if (mmk.in_sbrk)
 		return 0;
 	for (int i = 0; i < 16 && got < want && (n = shrinker_reclaim(want - got)) > 0; i++)
 		got += n;
@@ -247,39 +246,3 @@ static int mm_boot_init(void)
 	return 0;
 }
 INITCALL(INIT_MM, mm_boot_init);
-
-/* ---------------------------------------------------------------- facade */
-
-int mm_ready(void) { return mmk.ready; }
-struct frame_alloc *mm_frames(void) { return mmk.ready ? &mmk.fa : NULL; }
-struct pgtable *mm_kernel_pt(void) { return mmk.ready ? &mmk.pt : NULL; }
-
-uint64_t mm_max_pfn(void)
-{
-	return mmk.ready ? mmk.fa.base_pfn + ((uint64_t)mmk.fa.nblocks << BLOCK_ORDER) : 0;
-}
-
-int mm_compact(uint64_t want_free_blocks, uint64_t max_moves, struct compact_result *res)
-{
-	if (!mmk.ready)
-		return MM_ESTATE;
-	uint64_t flags = mm_irq_save();
-	int err = compact(&mmk.fa, &mmk.pt, want_free_blocks, max_moves, res);
-	mm_irq_restore(flags);
-	return err;
-}
-
-int mm_add_oom_notifier(fa_oom_fn fn, void *ctx)
-{
-	if (!mmk.ready)
-		return MM_ESTATE;
-	return fa_add_oom_notifier(&mmk.fa, fn, ctx);
-}
-
-void mm_get_stats(struct mm_stats *s)
-{
-	if (mmk.ready)
-		fa_stats(&mmk.fa, s);
-	else
-		memset(s, 0, sizeof *s);
-}

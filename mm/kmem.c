@@ -13,8 +13,8 @@
  */
 #include <string.h>
 #include "boot_info.h"
-#include "kernel/boot.h"
-#include "kernel/kmem.h"
+#include "kernel/lib/boot.h"
+#include "mm/kmem.h"
 #include "klog.h"
 #include "mm/mm.h"
 #include "mm/mm_kernel.h"

@@ -7,8 +7,9 @@
  * with the loader's permissions, identity maps of EFI runtime, ACPI NVS and
  * MMIO regions for UEFI runtime services), switches CR3, reclaims the
  * loader's and boot services' memory, and starts the movable heap (_sbrk)
- * and the anonymous movable window (kmem_anon_map). kernel/kmem.h is
- * implemented on top (mm/kmem.c).
+ * and the anonymous movable window (kmem_anon_map). mm/kmem.h (DMA, MMIO,
+ * anonymous memory for drivers and applications) is implemented on top
+ * (mm/kmem.c); the calls below are in mm/mm.c.
  *
  * Virtual layout:
  *   0 .. 4 GiB-ish            identity: EFI runtime, ACPI NVS, MMIO from the map
@@ -36,8 +37,8 @@
 #define MM_HEAP_BASE  0xffffffffa0000000ull
 #define MM_HEAP_SIZE  (1ull << 30)
 
-/* Frames one balloon `compact` call may move (bounded work in the poller). */
-#define MM_BALLOON_COMPACT_BUDGET 2048
+/* Frames one mm_compact_blocks call may move (bounded work in a poller). */
+#define MM_LEND_COMPACT_BUDGET 2048
 
 int mm_ready(void);
 struct frame_alloc *mm_frames(void);       /* NULL before mm_boot_init */
@@ -54,9 +55,31 @@ void mm_get_stats(struct mm_stats *s);
 /* Two lines on the console: free memory, whole-block share, counts. */
 void mm_print_stats(void);
 
-/* The balloon driver's memory seam (struct balloon_mem_ops in
- * drivers/balloon.h), bound to this allocator; ctx is unused (NULL). */
-struct balloon_mem_ops;
-extern const struct balloon_mem_ops mm_balloon_mem_ops;
+/*
+ * Lending memory out (the balloon, drivers/balloon/kernel.c). A frame taken
+ * here belongs to the caller until mm_give_back: the allocator does not hand
+ * it out, the compactor does not move it, and it is not counted as free.
+ * Frames come back free, with undefined contents, counted as not resident.
+ */
+/* Up to `max` wholly free 2 MiB blocks (first PFNs into pfns[]), blocks the
+ * host may hold resident first. Does not compact. */
+unsigned mm_take_free_blocks(uint64_t *pfns, unsigned max);
+/* One free, naturally aligned run of 2^order frames, order < BLOCK_ORDER:
+ * MM_OK and *pfn, or MM_ENOMEM (nothing changed). */
+int mm_take_run(unsigned order, uint64_t *pfn);
+/* Give back a block or run exactly as it was taken. */
+void mm_give_back(uint64_t pfn, unsigned order);
+/* Compact (bounded: MM_LEND_COMPACT_BUDGET frames) for `want` more wholly
+ * free blocks; returns the blocks it freed. */
+unsigned mm_compact_blocks(unsigned want);
+/* Frames free now (lent frames excluded) and frames managed (all). */
+uint64_t mm_free_pages(void);
+uint64_t mm_total_pages(void);
+/* Free page reporting: wholly free, resident, unreported blocks now; take up
+ * to `max` of them out of circulation; put them back (reported = 1: the host
+ * was told, so they come back not resident with undefined contents). */
+uint64_t mm_report_pending(void);
+unsigned mm_report_isolate(uint64_t *pfns, unsigned max);
+void mm_report_done(const uint64_t *pfns, unsigned n, int reported);
 
 #endif

@@ -1,5 +1,12 @@
-# tests/module.mk - reliability: the hostile-device suite, fuzzing, the soak.
+# tests/module.mk - the in-guest self-tests, and reliability: the
+# hostile-device suite, fuzzing, the soak.
 # See the top of Makefile for what KERNEL_SRCS / UNIT_TESTS / name_SRCS mean.
+
+# ---------------------------------------------------------------- in-guest self-tests
+# Linked into the kernel; they run in this order with `selftest`.
+KERNEL_SRCS += tests/guest/core_tests.c tests/guest/mm_tests.c tests/guest/virtio_balloon_tests.c \
+               tests/guest/balloon_feature_tests.c tests/guest/balloon_recovery_tests.c \
+               tests/guest/app_tests.c
 
 # ---------------------------------------------------------------- hostile devices
 # The whole driver stack (transport, virtqueues, balloon core) against a
@@ -7,7 +14,7 @@
 HOSTILE_FAKES := tests/unit/fake_hostile_sys.c tests/unit/fake_hostile_dev.c tests/unit/fake_hostile_mem.c \
                  tests/unit/fake_virtio_dev.c tests/unit/fake_virtio_pci.c
 
-HOSTILE_DRIVERS := drivers/pci.c drivers/virtio_pci.c drivers/virtq.c drivers/balloon.c
+HOSTILE_DRIVERS := $(PCI_LOGIC) $(VIRTIO_LOGIC) $(BALLOON_LOGIC)
 
 UNIT_TESTS += test_hostile_device test_hostile_reporting test_hostile_virtq
 test_hostile_device_SRCS    := tests/unit/test_hostile_device.c $(HOSTILE_DRIVERS) $(HOSTILE_FAKES)
@@ -26,21 +33,21 @@ FUZZ_CC         ?= clang-14
 FUZZ_SECONDS    ?= 60
 FUZZ_SMOKE_RUNS ?= 2000
 # the same as HOST_SUPPORT, which the Makefile defines only after including this file
-FUZZ_SUPPORT    := tests/unit/host_support.c kernel/klog.c
+FUZZ_SUPPORT    := tests/unit/host_support.c kernel/lib/klog.c
 FUZZ_CFLAGS     := -std=gnu11 -O1 -g -Wall -Wextra -Wno-unused-parameter -fno-omit-frame-pointer \
                    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                    -DHOST_TEST -Iinclude -I. -Itests/unit
 
 FUZZ_TARGETS := fuzz_virtq fuzz_balloon_device fuzz_cmdline
-fuzz_virtq_SRCS          := tests/fuzz/fuzz_virtq.c drivers/virtq.c
+fuzz_virtq_SRCS          := tests/fuzz/fuzz_virtq.c drivers/virtio/virtq.c
 fuzz_balloon_device_SRCS := tests/fuzz/fuzz_balloon_device.c $(HOSTILE_DRIVERS) $(HOSTILE_FAKES)
-fuzz_cmdline_SRCS        := tests/fuzz/fuzz_cmdline.c kernel/cmdline.c
+fuzz_cmdline_SRCS        := tests/fuzz/fuzz_cmdline.c kernel/lib/cmdline.c
 fuzz_virtq_SMOKE_RUNS    := 20000
 fuzz_cmdline_SMOKE_RUNS  := 50000
 FUZZ_BINS := $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
 
 define fuzz_rule
-$(BUILD)/fuzz/$(1): $$($(1)_SRCS) $(FUZZ_SUPPORT) $$(wildcard include/*.h drivers/*.h kernel/*.h tests/unit/*.h) | deps-check
+$(BUILD)/fuzz/$(1): $$($(1)_SRCS) $(FUZZ_SUPPORT) $(ALL_HEADERS) | deps-check
 	@mkdir -p $$(dir $$@)
 	@echo "  FUZZCC  $$@"
 	$$(Q)$$(FUZZ_CC) $$(FUZZ_CFLAGS) $$($(1)_SRCS) $(FUZZ_SUPPORT) -o $$@

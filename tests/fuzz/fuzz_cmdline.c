@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "kernel/cmdline.h"
+#include "kernel/lib/cmdline.h"
 
 #define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "fuzz_cmdline: " __VA_ARGS__); \
 	fprintf(stderr, "\n"); abort(); } } while (0)

@@ -19,7 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "drivers/virtq.h"
+#include "drivers/virtio/virtq.h"
 #include "host_support.h"
 
 #define MAXQ VIRTQ_MAX_SIZE

@@ -10,10 +10,10 @@
 #include <string.h>
 #include "app/app.h"
 #include "kclock.h"
-#include "kernel/console.h"
-#include "kernel/kmem.h"
-#include "kernel/selftest.h"
-#include "kernel/shrinker.h"
+#include "kernel/lib/console.h"
+#include "mm/kmem.h"
+#include "kernel/lib/selftest.h"
+#include "mm/shrinker.h"
 
 static struct app t;
 

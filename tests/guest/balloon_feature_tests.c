@@ -15,11 +15,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include "drivers/virtio_balloon.h"
+#include "drivers/balloon/virtio_balloon.h"
 #include "kclock.h"
-#include "kernel/kmem.h"
-#include "kernel/selftest.h"
-#include "kernel/shrinker.h"
+#include "mm/kmem.h"
+#include "kernel/lib/selftest.h"
+#include "mm/shrinker.h"
 #include "mm/mm.h"
 
 SELFTEST(balloon_features_negotiated)

@@ -13,10 +13,10 @@
  */
 #include <stdint.h>
 #include <stdio.h>
-#include "drivers/virtio_balloon.h"
+#include "drivers/balloon/virtio_balloon.h"
 #include "kclock.h"
-#include "kernel/kmem.h"
-#include "kernel/selftest.h"
+#include "mm/kmem.h"
+#include "kernel/lib/selftest.h"
 
 #define PAGES(mib) ((uint64_t)(mib) << 20 >> 12)
 

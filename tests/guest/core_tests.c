@@ -8,10 +8,10 @@
 #include <string.h>
 #include "hw/io.h"
 #include "kclock.h"
-#include "kernel/arch.h"
-#include "kernel/console.h"
-#include "kernel/selftest.h"
-#include "kernel/time.h"
+#include "kernel/arch/arch.h"
+#include "kernel/lib/console.h"
+#include "kernel/lib/selftest.h"
+#include "kernel/arch/time.h"
 
 static volatile int breakpoints;
 static int on_breakpoint(struct trap_frame *tf) { breakpoints++; return 1; }

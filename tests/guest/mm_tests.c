@@ -17,12 +17,11 @@
 #include "boot_info.h"
 #include "hw/io.h"
 #include "kclock.h"
-#include "kernel/console.h"
-#include "kernel/kmem.h"
-#include "kernel/selftest.h"
+#include "kernel/lib/console.h"
+#include "mm/kmem.h"
+#include "kernel/lib/selftest.h"
 #include "mm/mm.h"
 #include "mm/mm_kernel.h"
-#include "drivers/balloon.h"
 
 #define TEST_VA   0xffffe00000000000ull
 #define MAX_PAGES (1u << 18)            /* 1 GiB of test pages at most */
@@ -247,23 +246,23 @@ SELFTEST(mm_newlib_heap_shrinks)
 	return 0;
 }
 
-/* The balloon's seam: blocks and runs out, back in, accounting intact. */
+/* Lending memory out (the balloon's seam, mm.h): blocks and runs out, back
+ * in, accounting intact. */
 SELFTEST(mm_balloon_ops)
 {
-	const struct balloon_mem_ops *o = &mm_balloon_mem_ops;
-	uint64_t free0 = o->free_pages(NULL), total = o->total_pages(NULL), pfns[2], run;
+	uint64_t free0 = mm_free_pages(), total = mm_total_pages(), pfns[2], run;
 	ST_ASSERT(total == mmk.fa.total && free0 <= total);
-	ST_ASSERT(o->take_blocks(NULL, pfns, 2) == 2);
+	ST_ASSERT(mm_take_free_blocks(pfns, 2) == 2);
 	ST_ASSERT(pfns[0] % 512 == 0 && pfns[1] % 512 == 0 && pfns[1] < mm_max_pfn());
-	ST_ASSERT(o->free_pages(NULL) == free0 - 1024);
-	ST_ASSERT(o->take_run(NULL, 3, &run) == 0 && run % 8 == 0);
+	ST_ASSERT(mm_free_pages() == free0 - 1024);
+	ST_ASSERT(mm_take_run(3, &run) == MM_OK && run % 8 == 0);
 	uint64_t none = 77;
-	ST_ASSERT(o->take_run(NULL, 9, &none) == -1 && none == 77);   /* order 9 is not a run */
+	ST_ASSERT(mm_take_run(9, &none) != MM_OK && none == 77);   /* order 9 is not a run */
 	ST_ASSERT(mmk.fa.nr[FS_BALLOON] == 1024 + 8);
-	o->give_back(NULL, run, 3);
-	o->give_back(NULL, pfns[0], 9);
-	o->give_back(NULL, pfns[1], 9);
-	ST_ASSERT(o->free_pages(NULL) == free0);
+	mm_give_back(run, 3);
+	mm_give_back(pfns[0], 9);
+	mm_give_back(pfns[1], 9);
+	ST_ASSERT(mm_free_pages() == free0);
 	ST_ASSERT(mmk.fa.nr[FS_BALLOON] == 0);
 	ST_ASSERT(!(mmk.fa.blocks[(pfns[0] - mmk.fa.base_pfn) >> 9].flags & BF_RESIDENT));
 	return 0;

@@ -7,11 +7,11 @@
  */
 #include <stdint.h>
 #include <string.h>
-#include "drivers/pci.h"
-#include "drivers/virtio_balloon.h"
+#include "drivers/pci/pci.h"
+#include "drivers/balloon/virtio_balloon.h"
 #include "kclock.h"
-#include "kernel/kmem.h"
-#include "kernel/selftest.h"
+#include "mm/kmem.h"
+#include "kernel/lib/selftest.h"
 
 SELFTEST(virtio_pci_finds_balloon)
 {

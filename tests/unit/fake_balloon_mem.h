@@ -21,7 +21,7 @@
 #define FAKE_BALLOON_MEM_H
 
 #include <stdint.h>
-#include "drivers/balloon.h"
+#include "drivers/balloon/balloon.h"
 
 enum { FM_FREE, FM_USED, FM_PINNED, FM_BALLOON, FM_ISOLATED };
 enum { FB_RESIDENT = 1, FB_REPORTED = 2, FB_ISOLATED = 4 };

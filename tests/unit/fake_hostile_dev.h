@@ -31,7 +31,7 @@
 #define FAKE_HOSTILE_DEV_H
 
 #include <stdint.h>
-#include "drivers/virtio_pci.h"
+#include "drivers/virtio/virtio_pci.h"
 #include "fake_hostile_mem.h"
 #include "fake_virtio_dev.h"
 #include "fake_virtio_pci.h"

@@ -35,7 +35,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "drivers/balloon.h"
+#include "drivers/balloon/balloon.h"
 
 enum { HM_FREE, HM_APP, HM_PINNED, HM_BALLOON, HM_ISOLATED };
 

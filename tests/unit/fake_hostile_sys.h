@@ -27,9 +27,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "drivers/balloon.h"
-#include "drivers/virtio_pci.h"
-#include "drivers/virtq.h"
+#include "drivers/balloon/balloon.h"
+#include "drivers/virtio/virtio_pci.h"
+#include "drivers/virtio/virtq.h"
 #include "fake_hostile_dev.h"
 #include "fake_hostile_mem.h"
 

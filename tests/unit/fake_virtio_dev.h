@@ -18,7 +18,7 @@
 #define FAKE_VIRTIO_DEV_H
 
 #include <stdint.h>
-#include "drivers/virtq.h"
+#include "drivers/virtio/virtq.h"
 
 #define FAKE_MAX_SEGS 16
 

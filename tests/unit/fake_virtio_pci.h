@@ -13,7 +13,7 @@
 #define FAKE_VIRTIO_PCI_H
 
 #include <stdint.h>
-#include "drivers/virtio_pci.h"
+#include "drivers/virtio/virtio_pci.h"
 
 #define FVP_QUEUES 8
 

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "drivers/balloon.h"
+#include "drivers/balloon/balloon.h"
 #include "fake_balloon_mem.h"
 #include "fake_virtio_dev.h"
 #include "host_support.h"

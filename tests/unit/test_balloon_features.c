@@ -20,12 +20,12 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "drivers/balloon.h"
+#include "drivers/balloon/balloon.h"
 #include "fake_balloon_mem.h"
 #include "fake_virtio_dev.h"
 #include "host_support.h"
 #include "kclock.h"
-#include "kernel/shrinker.h"
+#include "mm/shrinker.h"
 
 #define PPB       BALLOON_PAGES_PER_BLOCK
 #define BASE_PFN  1024u                 /* RAM starts at 4 MiB */

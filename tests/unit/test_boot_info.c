@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
-#include "kernel/boot.h"
+#include "kernel/lib/boot.h"
 
 static struct boot_info *good(void)
 {

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
-#include "kernel/cmdline.h"
+#include "kernel/lib/cmdline.h"
 
 static int flag, onoff;
 static uint64_t num, size;

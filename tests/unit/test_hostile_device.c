@@ -32,9 +32,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "drivers/balloon.h"
-#include "drivers/virtio_pci.h"
-#include "drivers/virtq.h"
+#include "drivers/balloon/balloon.h"
+#include "drivers/virtio/virtio_pci.h"
+#include "drivers/virtio/virtq.h"
 #include "fake_hostile_dev.h"
 #include "fake_hostile_mem.h"
 #include "fake_hostile_sys.h"

@@ -22,7 +22,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "drivers/balloon.h"
+#include "drivers/balloon/balloon.h"
 #include "fake_hostile_sys.h"
 #include "host_support.h"
 #include "kclock.h"

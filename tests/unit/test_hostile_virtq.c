@@ -14,8 +14,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "drivers/virtio_pci.h"
-#include "drivers/virtq.h"
+#include "drivers/virtio/virtio_pci.h"
+#include "drivers/virtio/virtq.h"
 #include "fake_virtio_dev.h"
 #include "fake_virtio_pci.h"
 #include "host_support.h"

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
-#include "drivers/pci_msix.h"
+#include "drivers/pci/msix.h"
 
 static struct pci_bar bars[6];
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "host_support.h"
-#include "kernel/shrinker.h"
+#include "mm/shrinker.h"
 
 struct fake {
 	const char *tag;

@@ -16,9 +16,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "drivers/balloon.h"
-#include "drivers/pci.h"
-#include "drivers/virtio_pci.h"
+#include "drivers/balloon/balloon.h"
+#include "drivers/pci/pci.h"
+#include "drivers/virtio/virtio_pci.h"
 #include "fake_virtio_pci.h"
 #include "host_support.h"
 

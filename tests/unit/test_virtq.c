@@ -14,7 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "drivers/virtq.h"
+#include "drivers/virtio/virtq.h"
 #include "fake_virtio_dev.h"
 #include "host_support.h"
 

@@ -1,0 +1,479 @@
+/*
+ * balloon.h - the virtio balloon's core: policy and bookkeeping, independent
+ * of PCI and of the page allocator, so it runs in host tests unchanged.
+ *
+ * It talks to three things, all given at balloon_init:
+ *   - the device's queues: struct virtq (drivers/virtq.h) for inflate,
+ *     deflate and (optionally) stats and free page reporting, already set
+ *     up by the transport;
+ *   - a transport ops struct: read num_pages (generation-stable), write
+ *     actual, relax while the OOM path waits;
+ *   - a memory ops struct: take/give frames from/to the allocator, isolate
+ *     free blocks for reporting (contract below, bound to mm/ by the kernel
+ *     glue), and optionally reclaim ops (the shrinkers).
+ *
+ * What it does (driven by balloon_poll(now), which never blocks):
+ *   Target: the host's num_pages through the policy below; a clamp is
+ *   logged once per new value, rate-limited.
+ *   Inflate: whole free 2 MiB blocks first (compacting once per round when
+ *   there are too few); each block is one element = a chain of two 1 KiB
+ *   device-readable descriptors with its 512 le32 PFNs, so a host backed by
+ *   2 MiB pages can drop the whole page. Only when blocks cannot meet the
+ *   target, smaller naturally aligned runs (order <= 8) fill elements of up
+ *   to 512 PFNs. Up to BALLOON_SLOTS elements are in flight at once.
+ *   Deflate: small runs first (they release no whole host page anyway), then
+ *   whole blocks; ranges go back exactly as they were taken, so when the
+ *   target falls inside a block the whole block is deflated and the rest
+ *   re-inflated as small runs. PFNs go on the deflate queue and the frames
+ *   return to the allocator only after the host acked (tell-first even
+ *   without MUST_TELL_HOST).
+ *   actual (4 KiB pages) = acked inflated pages not yet deflate-acked; written
+ *   once per poll when it changed, i.e. as batches are acked.
+ *   Stats: one buffer stays queued; when the host returns it, it is refilled
+ *   (every tag we can honestly know, sources in stats_fill()) and queued again.
+ *
+ * Policy (struct balloon_params, changeable at run time: balloon_set_params):
+ *   Target = the host's num_pages, or max(initial, num_pages) while the host
+ *   has not set a target yet (its first change of num_pages after boot takes
+ *   over; like VirtualBox's default balloon, `initial` inflates without any
+ *   host command). Then clamped to max_pages and to total - min_free, and,
+ *   after a deflate on OOM, to what the balloon held then (below).
+ *   Inflation is rate limited (rate_pages_per_s: a token bucket, whole
+ *   blocks, starting with one block of credit and keeping at most a second
+ *   of it while inflating; deflation never is, giving memory back to the
+ *   guest is never slowed down).
+ *   When the target needs more than free - min_free, the reclaim ops (the
+ *   kernel's shrinkers, lowest priority first) are asked one batch per poll
+ *   before the balloon reports a shortfall; compaction still only turns
+ *   free memory into whole blocks.
+ *
+ * Deflate on OOM (DEFLATE_ON_OOM negotiated; balloon_oom() from the
+ *   allocator's OOM notifier, synchronously inside an allocation): deflate
+ *   at least oom_pages (default 8 MiB, so a burst of allocations does not pay
+ *   one round trip each), tell the host, wait for its ack for at most
+ *   oom_wait_ns (default 200 ms, spinning with tops->relax), then give the
+ *   frames to the allocator and write actual. Rule against re-inflating into
+ *   the same shortage (Linux's): the target is then capped at what the
+ *   balloon still holds until the host *changes* num_pages (writing the same
+ *   value again is invisible to a polling driver; a new balloon.initial
+ *   counts as a change from the guest's side). If the host did not ack in
+ *   time, the call gives up (returns what came back) and later OOM calls do
+ *   not wait again until those acks arrive. Without the feature nothing is
+ *   deflated: the allocation fails cleanly. Nothing is logged inside the OOM
+ *   path (the allocator may be inside newlib's malloc): the next poll logs.
+ *
+ * Free page reporting (REPORTING negotiated, report_vq set, report mem ops
+ *   present): report_delay_ns after the allocator first shows unreported
+ *   resident free blocks, isolate up to BALLOON_REPORT_BLOCKS of them (never
+ *   below min_free), merge neighbours into larger runs, and send one element
+ *   of at most min(queue size, BALLOON_REPORT_DESCS) device-writable
+ *   descriptors; on the ack they go back to the allocator as reported (not
+ *   resident, contents undefined, usable at once) and the next round starts
+ *   at once while blocks remain; then back to waiting. One element in flight
+ *   at a time; blocks that did not fit in the descriptors go back unreported.
+ *   The OOM path also takes an acked report back early (bounded wait, with
+ *   or without DEFLATE_ON_OOM). A host that never acks keeps those blocks
+ *   (at most 128 MiB) out of use: reusing them could lose data it discards.
+ *   PAGE_POISON is declined (QEMU skips discarding when poison_val != 0).
+ *
+ * Ownership: a frame taken from memory ops belongs to the balloon until it
+ * is given back. Frames in an element the device has not acked are never
+ * given back (the device may still discard them); if the device breaks, they
+ * stay owned until balloon_release_all after a device reset.
+ *
+ * Failure behaviour: every wait is bounded. A host that does not ack within
+ * ack_timeout_ns gets one status line; the balloon then holds what is in
+ * flight, sends nothing new, keeps actual stable, and resumes if acks come.
+ * A target that cannot be met ends in one status line per target and a
+ * stable actual; a new attempt is made silently every retry_ns. A broken
+ * queue (see virtq.h), or a config space whose generation does not settle
+ * for longer than ack_timeout_ns, stops the balloon with one line; frames
+ * stay accounted for (nothing lost, nothing handed out twice).
+ */
+#ifndef DRIVERS_BALLOON_H
+#define DRIVERS_BALLOON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "klog.h"
+#include "drivers/virtio/virtq.h"
+
+/* ---- protocol (virtio spec "Traditional Memory Balloon Device") */
+#define VIRTIO_ID_BALLOON                 5
+#define VIRTIO_BALLOON_F_MUST_TELL_HOST   0
+#define VIRTIO_BALLOON_F_STATS_VQ         1
+#define VIRTIO_BALLOON_F_DEFLATE_ON_OOM   2
+#define VIRTIO_BALLOON_F_FREE_PAGE_HINT   3
+#define VIRTIO_BALLOON_F_PAGE_POISON      4
+#define VIRTIO_BALLOON_F_REPORTING        5
+#define VIRTIO_F_VERSION_1                32
+#define VIRTIO_BALLOON_PFN_SHIFT          12
+
+/* Device config space offsets (all le32). */
+#define VIRTIO_BALLOON_CFG_NUM_PAGES      0
+#define VIRTIO_BALLOON_CFG_ACTUAL         4
+#define VIRTIO_BALLOON_CFG_FREE_PAGE_HINT_CMD_ID 8
+#define VIRTIO_BALLOON_CFG_POISON_VAL     12
+
+/* Stats tags. */
+#define VIRTIO_BALLOON_S_SWAP_IN   0
+#define VIRTIO_BALLOON_S_SWAP_OUT  1
+#define VIRTIO_BALLOON_S_MAJFLT    2
+#define VIRTIO_BALLOON_S_MINFLT    3
+#define VIRTIO_BALLOON_S_MEMFREE   4
+#define VIRTIO_BALLOON_S_MEMTOT    5
+#define VIRTIO_BALLOON_S_AVAIL     6
+#define VIRTIO_BALLOON_S_CACHES    7
+#define VIRTIO_BALLOON_S_HTLB_PGALLOC 8
+#define VIRTIO_BALLOON_S_HTLB_PGFAIL  9
+
+struct virtio_balloon_stat {
+	le16 tag;
+	le64 val;
+} __attribute__((packed));
+
+/* ---- sizes */
+#define BALLOON_PAGES_PER_BLOCK 512u   /* 2 MiB / 4 KiB */
+#define BALLOON_BLOCK_ORDER     9u     /* give_back order of a whole block */
+#define BALLOON_PFNS_PER_DESC   256u   /* 1 KiB of le32: what every host accepts */
+#define BALLOON_MAX_RUN_ORDER   8u     /* small runs: at most half a block */
+#define BALLOON_SLOTS           64u    /* elements in flight (both queues) */
+#define BALLOON_ELEM_RUNS       32u    /* runs one small-run element may carry */
+#define BALLOON_STATS_MAX       10u
+#define BALLOON_REPORT_BLOCKS   64u    /* blocks isolated per report round (128 MiB) */
+#define BALLOON_REPORT_DESCS    32u    /* descriptors per report element (QEMU's queue size) */
+#define BALLOON_REPORT_RUN_BLOCKS 512u /* largest run in one descriptor (1 GiB: fits le32 len) */
+#define BALLOON_DEFAULT_OOM_PAGES (4u * BALLOON_PAGES_PER_BLOCK)   /* 8 MiB */
+#define BALLOON_SLOT_BYTES      (BALLOON_PAGES_PER_BLOCK * 4u)
+/* DMA memory balloon_init needs: the PFN arrays, then the stats buffer. */
+#define BALLOON_DMA_BYTES       (BALLOON_SLOTS * BALLOON_SLOT_BYTES + 4096u)
+#define BALLOON_MAX_PFN         (1ull << 32)  /* PFNs are le32 on the wire */
+
+/* ---- queue numbering and features */
+
+/* Queue indexes on the device; -1 = absent. QEMU, Linux and Firecracker number
+ * queues consecutively from the *offered* features, skipping absent ones
+ * (STATS + REPORTING without HINT: reporting is queue 3). `count` is how many
+ * queues the device must have (cross-check against num_queues). */
+struct balloon_vq_layout {
+	int inflate, deflate, stats, free_page_hint, reporting;
+	unsigned count;
+};
+void balloon_vq_layout(uint64_t offered, struct balloon_vq_layout *out);
+
+/* The features this driver accepts out of `offered`: VERSION_1 (required: 0
+ * is returned if it is missing), STATS_VQ, MUST_TELL_HOST (we always tell
+ * first, so accepting it costs nothing), DEFLATE_ON_OOM, REPORTING.
+ * Declined: FREE_PAGE_HINT (migration hinting, not implemented) and
+ * PAGE_POISON (we do not poison freed pages; accepting it with a zero
+ * poison_val would only restate that). */
+uint64_t balloon_features_wanted(uint64_t offered);
+
+/* ---- what the core needs from outside */
+
+struct balloon_transport_ops {
+	/* Read num_pages from device config between two equal config_generation
+	 * values, retrying a bounded number of times. 0 and *num_pages on success;
+	 * -1 if the generation never settled (the old target is kept). */
+	int (*read_num_pages)(void *ctx, uint32_t *num_pages);
+	/* Store `actual` (4 KiB pages) into device config with one 32-bit write. */
+	void (*write_actual)(void *ctx, uint32_t actual);
+	/* Optional: called in the OOM path's bounded wait for the host's ack
+	 * (a pause instruction in the kernel; host tests move their clock). NULL:
+	 * the OOM path does not wait, it only takes acks already there. */
+	void (*relax)(void *ctx);
+};
+
+/*
+ * Memory ops: the allocator seam. "PFN" = physical address >> 12. Every call
+ * must return quickly (the balloon runs in the kernel's work loop).
+ * Ownership: frames returned by take_blocks/take_run belong to the balloon
+ * until give_back: the allocator must not hand them out, move them (the
+ * compactor skips them), or count them in free_pages. The balloon never
+ * touches their contents.
+ */
+struct balloon_mem_ops {
+	/* Take up to `max` wholly free, 2 MiB aligned blocks (512 frames each).
+	 * Store the first PFN of each (a multiple of 512) in pfns[0..n) and return
+	 * n, 0 <= n <= max. Does not compact. Prefer blocks that may be resident
+	 * on the host (ballooning a never-touched block releases nothing). */
+	unsigned (*take_blocks)(void *ctx, uint64_t *pfns, unsigned max);
+
+	/* Optional (NULL = no compactor). Try to produce `want` more wholly free
+	 * blocks by moving movable frames; bounded work (a few ms), may stop early.
+	 * Returns the number of wholly free blocks it produced; 0 means no
+	 * progress, and the balloon does not ask again before retry_ns passed.
+	 * Never moves balloon-owned frames. */
+	unsigned (*compact)(void *ctx, unsigned want);
+
+	/* Take one free, naturally aligned run of 2^order frames, order in
+	 * [0, BALLOON_MAX_RUN_ORDER]. 0 and *pfn on success; -1 if there is no
+	 * such run (nothing changed). */
+	int (*take_run)(void *ctx, unsigned order, uint64_t *pfn);
+
+	/* Give back one range exactly as it was taken: `pfn` and `order` of a
+	 * block from take_blocks (order 9) or a run from take_run. Every frame in
+	 * it is balloon-owned until this call; afterwards it is free and usable at
+	 * once. Ranges are never split or merged by the balloon. Contents are
+	 * undefined (the host may have discarded them: zero under QEMU), so the
+	 * allocator should count them as not resident. Cannot fail. */
+	void (*give_back)(void *ctx, uint64_t pfn, unsigned order);
+
+	/* Frames free right now, balloon-owned frames not included. */
+	uint64_t (*free_pages)(void *ctx);
+	/* Frames the allocator manages (free + allocated + balloon-owned). */
+	uint64_t (*total_pages)(void *ctx);
+
+	/* Free page reporting, optional (all three or none):
+	 * report_pending: wholly free, resident, unreported blocks right now (cheap).
+	 * report_isolate: take up to `max` of them out of circulation (nobody may
+	 *   allocate them while the host is told); first PFNs into pfns[], returns n.
+	 * report_done: put isolated blocks back; reported = 1: the host was told,
+	 *   so they are free, not resident, contents undefined; 0: as they were. */
+	uint64_t (*report_pending)(void *ctx);
+	unsigned (*report_isolate)(void *ctx, uint64_t *pfns, unsigned max);
+	void (*report_done)(void *ctx, const uint64_t *pfns, unsigned n, int reported);
+};
+
+/* Memory the kernel could free on request (the shrinker registry,
+ * kernel/shrinker.h), optional. */
+struct balloon_reclaim_ops {
+	/* Pages the caches could free now (0 if none). */
+	uint64_t (*count)(void *ctx);
+	/* One gradual step: free up to `pages` (lowest priority first); returns
+	 * pages freed to the allocator, 0 when nothing more can be freed. */
+	uint64_t (*reclaim)(void *ctx, uint64_t pages);
+};
+
+struct balloon_params {
+	uint64_t min_free_pages;  /* never take memory that would leave fewer free */
+	uint64_t max_pages;       /* largest balloon; 0 = no limit beyond min_free */
+	uint64_t ack_timeout_ns;  /* in-flight element older than this: host stalled (0 = 5 s) */
+	uint64_t retry_ns;        /* after running short, try again after this (0 = 1 s) */
+	unsigned batch;           /* elements submitted per poll at most (0 = 16) */
+	uint64_t initial_pages;   /* balloon at boot, until the host sets a target (0 = none) */
+	uint64_t rate_pages_per_s;/* inflation limit (0 = unlimited) */
+	uint64_t report_delay_ns; /* free page reporting: wait after frees (0 = at once) */
+	uint64_t oom_pages;       /* deflate at least this per OOM call (0 = 8 MiB) */
+	uint64_t oom_wait_ns;     /* OOM path: longest wait for the host's ack (0 = 200 ms) */
+};
+
+struct balloon_setup {
+	const struct balloon_transport_ops *tops;
+	void *tctx;
+	const struct balloon_mem_ops *mops;
+	void *mctx;
+	struct virtq *inflate_vq, *deflate_vq;
+	struct virtq *stats_vq;           /* NULL if STATS_VQ was not negotiated */
+	struct virtq *report_vq;          /* NULL if REPORTING was not negotiated */
+	const struct balloon_reclaim_ops *rops;  /* NULL: nothing to reclaim */
+	void *rctx;
+	uint64_t features;                /* negotiated */
+	/* DMA memory (device-readable PFN arrays + stats), >= BALLOON_DMA_BYTES. */
+	void *dma;
+	uint64_t dma_pa;
+	size_t dma_len;
+	/* Private tracking memory (any kernel memory), >= balloon_track_bytes(). */
+	void *track;
+	size_t track_len;
+	uint64_t max_pfn;                 /* PFNs the allocator can return are < this */
+	struct balloon_params params;
+};
+
+/* Bytes of tracking memory for frames [0, max_pfn): a bitmap of ballooned
+ * frames, a bitmap of range starts, and a count per 2 MiB block (~130 bytes
+ * per 2 MiB of address space). */
+size_t balloon_track_bytes(uint64_t max_pfn);
+
+/* ---- the core */
+
+enum balloon_elem_state { ELEM_FREE, ELEM_INFLATE, ELEM_DEFLATE };
+
+struct balloon_run {
+	uint64_t pfn;
+	uint32_t count;
+};
+
+/* One element: the PFN array (in DMA memory) and a private copy of what it
+ * carries (whole taken ranges: count is a power of two, aligned); the device
+ * could overwrite the array, the copy is what counts. */
+struct balloon_elem {
+	uint8_t  state;                 /* enum balloon_elem_state */
+	uint8_t  nruns;
+	uint32_t pages;
+	uint64_t submitted_ns;
+	le32    *pfns;                  /* BALLOON_PAGES_PER_BLOCK entries, DMA */
+	uint64_t pfns_pa;
+	struct balloon_run runs[BALLOON_ELEM_RUNS];
+};
+
+/* Why the balloon is not where the host wants it (console, tests). */
+enum balloon_limit_reason {
+	BLIM_NONE,
+	BLIM_MAX,            /* target clamped by max_pages */
+	BLIM_MIN_FREE,       /* target clamped by total - min_free */
+	BLIM_OOM,            /* held since a deflate on OOM, until a new host target */
+};
+enum balloon_short_reason {
+	BSHORT_NONE,
+	BSHORT_MIN_FREE,     /* free memory at min_free and the shrinkers gave nothing */
+	BSHORT_NO_RUNS,      /* free memory exists but the allocator gave no run */
+	BSHORT_ALLOC_ERROR,  /* the allocator returned a bad range: inflate stopped */
+};
+
+enum balloon_report_state { REPORT_IDLE, REPORT_ARMED, REPORT_BUSY };
+
+/* Free page reporting: one element in flight at most. */
+struct balloon_report {
+	uint8_t  state;               /* enum balloon_report_state */
+	uint8_t  in_flight;           /* the element below is on the queue */
+	uint64_t due_ns;              /* ARMED: report at this time */
+	uint64_t submitted_ns;
+	unsigned n;                   /* isolated blocks in flight */
+	uint64_t pfns[BALLOON_REPORT_BLOCKS];
+	uint64_t rounds, blocks, runs, put_back;
+	int      stall_logged, broken_logged;
+};
+
+enum balloon_state {
+	BALLOON_AT_TARGET,   /* actual == target, nothing in flight */
+	BALLOON_INFLATING,
+	BALLOON_DEFLATING,
+	BALLOON_SHORT,       /* target cannot be met now; retrying quietly */
+	BALLOON_STALLED,     /* host stopped acking; holding what is in flight */
+	BALLOON_BROKEN,      /* a queue broke; stopped for good */
+};
+
+struct balloon {
+	struct balloon_setup s;
+
+	uint64_t *bitmap;          /* 1 = frame is in the balloon, acked */
+	uint64_t *heads;           /* 1 = first frame of a range as taken */
+	uint16_t *blk_count;       /* ballooned (acked) frames per 2 MiB block */
+	uint64_t  nblocks;
+
+	uint64_t settled;          /* frames in the bitmap */
+	uint64_t block_runs;       /* settled ranges that are whole 2 MiB blocks */
+	uint64_t inflating;        /* frames in inflate elements in flight */
+	uint64_t deflating;        /* frames in deflate elements in flight */
+	uint64_t deflate_cursor;   /* where the next whole-block search starts */
+
+	struct balloon_elem elems[BALLOON_SLOTS];
+	unsigned nfree_elems;
+
+	uint32_t num_pages;        /* last value read from the device */
+	int      have_num_pages;
+	uint64_t target;           /* clamped */
+	uint32_t actual_written;
+	int      have_written;
+
+	/* per-target progress */
+	int      blocks_dry;       /* take_blocks gave less than asked (after compaction) */
+	int      compact_tried;
+	int      run_order_cap;    /* largest small-run order worth asking for, -1 none */
+	int      short_of_memory;
+	int      short_reported;
+	int      done_reported;
+	uint64_t retry_at_ns;
+
+	int      stalled;
+	uint64_t cfg_fail_since_ns; /* config reads failing since (0 = they work) */
+	int      broken;
+	int      mem_error;        /* memory ops returned garbage: inflate stopped */
+
+	struct virtio_balloon_stat *stats;  /* DMA */
+	uint64_t stats_pa;
+	int      stats_queued;
+
+	uint64_t blocks_sent, runs_sent, deflates_sent, acks;
+
+	/* policy */
+	int      host_set;          /* the host changed num_pages since boot: initial is off */
+	int      have_first_np;
+	uint32_t first_np;          /* num_pages at the first read */
+	int      params_changed;    /* recompute the target at the next poll */
+	enum balloon_limit_reason limit_reason;
+	enum balloon_short_reason short_reason;
+	uint64_t rate_tokens;       /* pages of inflation credit */
+	uint64_t rate_last_ns;
+	int      rate_limited;      /* the last inflate step waited for credit */
+	int      reclaim_dry;       /* the shrinkers gave nothing: not again before a retry */
+	uint64_t reclaimed;         /* pages the shrinkers freed for the balloon */
+	uint64_t reclaim_calls;
+
+	/* deflate on OOM */
+	int      in_poll, in_oom;
+	int      oom_capped;        /* target held at oom_cap until the host changes num_pages */
+	uint64_t oom_cap;
+	int      oom_waiting;       /* an OOM deflate timed out; its acks are still out */
+	uint64_t oom_calls, oom_deflates, oom_pages, oom_timeouts, oom_refused;
+	uint64_t oom_logged;        /* oom_deflates already announced by a poll */
+	uint64_t oom_timeouts_logged;
+
+	/* totals */
+	uint64_t pages_inflated, pages_deflated;   /* acked by the host */
+
+	struct balloon_report rep;
+
+	struct klog_limit lim_clamp, lim_target, lim_status, lim_stall, lim_mem, lim_oom, lim_rep;
+};
+
+/* Check the setup, carve the memory, queue the stats buffer. 0, or -1 with
+ * one log line if the setup is unusable. */
+int balloon_init(struct balloon *b, const struct balloon_setup *s);
+
+/* Do one bounded step: reap acks, write actual, read the target, submit
+ * more work. Call every ~1 ms and on device interrupts. */
+void balloon_poll(struct balloon *b, uint64_t now_ns);
+
+/* Change the policy knobs at run time (min_free, max, initial, rate,
+ * report delay, OOM sizes; timeouts and batch too). Absurd values are
+ * clamped with one line each (min_free above RAM, max above RAM, initial
+ * above what can be given); the target is recomputed at the next poll.
+ * Setting initial_pages counts as a new target: it lifts an OOM hold.
+ * Returns the number of values clamped. */
+int balloon_set_params(struct balloon *b, const struct balloon_params *p);
+
+/* The allocator's OOM notifier (see the header comment): returns frames
+ * given back to the allocator during this call (deflated or, with free page
+ * reporting, reported blocks whose ack had arrived). Never logs. */
+uint64_t balloon_oom(struct balloon *b, uint64_t pages_wanted);
+
+/* After the device was reset (it no longer uses our buffers): give every
+ * balloon-owned frame back to the allocator, acked or in flight, and zero
+ * the books. The balloon stays stopped. Returns the frames given back. */
+uint64_t balloon_release_all(struct balloon *b);
+
+enum balloon_state balloon_state(const struct balloon *b);
+const char *balloon_state_name(enum balloon_state st);
+/* actual as the device should see it: acked inflated, not yet deflate-acked. */
+static inline uint64_t balloon_actual(const struct balloon *b) { return b->settled + b->deflating; }
+/* Every frame the balloon owns (acked or in flight either way). */
+static inline uint64_t balloon_owned(const struct balloon *b)
+{ return b->settled + b->inflating + b->deflating; }
+
+/* One status line (no newline) for the console and tests. */
+void balloon_format_status(const struct balloon *b, char *buf, size_t len);
+/* The console's detail lines (newline-separated, no trailing newline):
+ * knobs, in flight, totals, OOM, reporting, limits and shortfall. */
+void balloon_format_details(const struct balloon *b, char *buf, size_t len);
+const char *balloon_limit_name(enum balloon_limit_reason r);
+const char *balloon_short_name(enum balloon_short_reason r);
+
+/* The statistics the driver would send now (tag, value in bytes or a count),
+ * the same as on the stats queue; returns how many. */
+unsigned balloon_stats_fill(const struct balloon *b, struct virtio_balloon_stat *out, unsigned max);
+const char *balloon_stat_name(unsigned tag);
+
+/* The target the policy computes now (pages), as balloon_poll uses it. */
+static inline uint64_t balloon_target(const struct balloon *b) { return b->target; }
+
+/* Check every internal invariant (bitmap vs counters vs elements, no overlap
+ * between in-flight runs and ballooned frames, actual written). 0 if all
+ * hold, else -1 with the first violation in `why`. For tests and self-tests. */
+int balloon_check(const struct balloon *b, char *why, size_t len);
+
+/* 1 if the frame is in the balloon (acked), for tests. */
+int balloon_has_pfn(const struct balloon *b, uint64_t pfn);
+
+#endif /* DRIVERS_BALLOON_H */

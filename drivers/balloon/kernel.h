@@ -1,0 +1,18 @@
+/*
+ * kernel.h - the balloon core's seams bound to this kernel (kernel.c): memory
+ * through mm/'s public calls, reclaim through the shrinker registry. The
+ * device shell (virtio_balloon.c) hands these to balloon_init; before mm/ is
+ * up every memory op does nothing (no blocks, no free pages).
+ */
+#ifndef DRIVERS_BALLOON_KERNEL_H
+#define DRIVERS_BALLOON_KERNEL_H
+
+#include <stdint.h>
+#include "drivers/balloon/balloon.h"
+
+extern const struct balloon_mem_ops balloon_kernel_mem_ops;
+extern const struct balloon_reclaim_ops balloon_kernel_reclaim_ops;
+/* PFNs the allocator can lend are below this (0 before mm/ is up). */
+uint64_t balloon_kernel_max_pfn(void);
+
+#endif

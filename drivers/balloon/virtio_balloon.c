@@ -1,0 +1,509 @@
+/*
+ * virtio_balloon.c - bind the balloon core to the virtio-pci transport and
+ * the kernel; see virtio_balloon.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kclock.h"
+#include "drivers/pci/msix.h"
+#include "kernel/arch/arch.h"
+#include "kernel/lib/cmdline.h"
+#include "kernel/lib/console.h"
+#include "kernel/lib/initcall.h"
+#include "mm/kmem.h"
+#include "kernel/arch/time.h"
+#include "klog.h"
+#include "mm/mm.h"
+#include "drivers/balloon/kernel.h"
+#include "drivers/balloon/virtio_balloon.h"
+#include "drivers/virtio/virtio_pci_hw.h"
+
+#define MIB (1ull << 20)
+
+static struct virtio_balloon_dev vb;
+static int found;
+
+/* ---- knobs: command line and `set` at run time (on_set applies them) */
+
+static uint64_t opt_initial;
+static uint64_t opt_max;
+static uint64_t opt_min_free = 16 * MIB;
+static uint64_t opt_rate;                  /* MiB/s */
+static uint64_t opt_report_delay_ms = 2000;
+
+static int apply_knobs(void);
+
+/* These options act at once when `set` changes them (apply_knobs). */
+CMDLINE_SIZE_ON_SET(balloon_initial, "balloon.initial", &opt_initial, 0, 1ull << 40,
+                    "balloon size at boot, until the host sets a target (0 = none)", apply_knobs);
+CMDLINE_SIZE_ON_SET(balloon_max, "balloon.max", &opt_max, 0, 1ull << 40,
+                    "largest balloon (0 = only min_free limits it)", apply_knobs);
+CMDLINE_SIZE_ON_SET(balloon_min_free, "balloon.min_free", &opt_min_free, 0, 1ull << 40,
+                    "memory the balloon always leaves free", apply_knobs);
+CMDLINE_U64_ON_SET(balloon_rate, "balloon.rate", &opt_rate, 0, 1ull << 20,
+                   "inflation limit in MiB/s (0 = unlimited)", apply_knobs);
+CMDLINE_U64_ON_SET(balloon_report_delay, "balloon.report_delay", &opt_report_delay_ms, 0, 3600000,
+                   "free page reporting: milliseconds after frees before reporting", apply_knobs);
+
+static void knobs_to_params(struct balloon_params *p)
+{
+	p->initial_pages = opt_initial / PAGE_SIZE;
+	p->max_pages = opt_max / PAGE_SIZE;
+	p->min_free_pages = opt_min_free / PAGE_SIZE;
+	p->rate_pages_per_s = opt_rate * (MIB / PAGE_SIZE);
+	p->report_delay_ns = opt_report_delay_ms * NS_PER_MS;
+}
+
+static int apply_knobs(void)
+{
+	if (!vb.core_up || !vb.transport_up)
+		return -1;   /* `set` says it could not take effect */
+	struct balloon_params p = vb.b.s.params;
+	knobs_to_params(&p);
+	if (p.initial_pages != vb.b.s.params.initial_pages && vb.b.host_set)
+		klog("balloon: the host has set a target (%u pages): balloon.initial no longer applies",
+		     vb.b.num_pages);
+	balloon_set_params(&vb.b, &p);   /* clamps say so themselves, one line each */
+	return 0;
+}
+
+struct virtio_balloon_dev *virtio_balloon_get(void) { return found ? &vb : NULL; }
+
+/* ---- transport ops for the core */
+
+static int read_num_pages(void *ctx, uint32_t *np)
+{
+	struct virtio_balloon_dev *d = ctx;
+	return vp_config_read(&d->vp, VIRTIO_BALLOON_CFG_NUM_PAGES, np, 4);
+}
+
+static void write_actual(void *ctx, uint32_t actual)
+{
+	struct virtio_balloon_dev *d = ctx;
+	vp_config_write32(&d->vp, VIRTIO_BALLOON_CFG_ACTUAL, actual);
+}
+
+/* The OOM path spins (bounded) for the host's ack: under TCG the device
+ * answers inside our notify write, under KVM within microseconds. */
+static void relax(void *ctx) { __asm__ __volatile__("pause" ::: "memory"); }
+
+static const struct balloon_transport_ops transport_ops = {
+	.read_num_pages = read_num_pages, .write_actual = write_actual, .relax = relax,
+};
+
+/* ---- the allocator's OOM notifier */
+
+static uint64_t vb_oom(void *ctx, unsigned order, enum block_kind kind)
+{
+	struct virtio_balloon_dev *d = &vb;
+	if (!d->core_up || !d->transport_up)
+		return 0;
+	return balloon_oom(&d->b, 1ull << order);
+}
+
+/* ---- interrupts
+ *
+ * MSI-X entry 0 signals a configuration change (a new target), entry 1 the
+ * queues. The handlers only count and acknowledge: the work loop wakes from
+ * hlt on any interrupt and runs the balloon's poller at once, so the driver
+ * reacts within microseconds instead of at the next 1 ms tick. Without MSI-X
+ * (no capability, no vectors, a device that refuses them) the poller alone
+ * still sees everything, once per tick. */
+static struct pci_msix msix;
+static int msix_on;
+static volatile uint64_t irq_config, irq_queue;
+
+static int on_config_irq(struct trap_frame *tf) { irq_config++; lapic_eoi(); return 1; }
+static int on_queue_irq(struct trap_frame *tf) { irq_queue++; lapic_eoi(); return 1; }
+
+/* After FEATURES_OK, before the queues: vp_setup_queue uses vp.queue_vector.
+ * Called again after every reset (the device forgets its vectors then); the
+ * CPU vectors and the table mapping are made once and reused, and the "no
+ * MSI-X" line is printed once. */
+static void setup_interrupts(struct virtio_balloon_dev *d)
+{
+	static int vec_config = -1, vec_queue = -1;
+	static int table_tried, table_mapped, logged;
+	const char *why = NULL;
+	if (vec_config < 0)
+		vec_config = irq_alloc_vector(on_config_irq);
+	if (vec_queue < 0)
+		vec_queue = irq_alloc_vector(on_queue_irq);
+	msix_on = 0;
+	if (vec_config >= 0 && vec_queue >= 0 && !table_tried++)
+		table_mapped = pci_msix_init(&msix, d->pd, &why) == 0;   /* maps the table: once */
+	if (vec_config < 0 || vec_queue < 0)
+		why = "no free interrupt vectors";
+	else if (!table_mapped)
+		;   /* pci_msix_init said why (the first time) */
+	else if (msix.entries < 2)
+		why = "fewer than 2 MSI-X entries";
+	else {
+		pci_msix_route(&msix, 0, lapic_id(), (uint8_t)vec_config);
+		pci_msix_route(&msix, 1, lapic_id(), (uint8_t)vec_queue);
+		pci_msix_enable(&msix, 1);
+		if (vp_set_config_vector(&d->vp, 0) == 0) {
+			d->vp.queue_vector = 1;
+			msix_on = 1;
+			return;
+		}
+		pci_msix_enable(&msix, 0);
+		why = "the device refused the configuration vector";
+	}
+	if (!logged++)
+		klog("virtio-balloon: no MSI-X (%s); polling every millisecond", why);
+}
+
+/* ---- bring-up */
+
+static int setup_queues(struct virtio_balloon_dev *d)
+{
+	const struct balloon_vq_layout *l = &d->layout;
+	d->has_stats = d->has_report = 0;   /* a re-init decides again */
+	if (vp_setup_queue(&d->vp, (uint16_t)l->inflate, &d->inflate_vq, "balloon-inflate", 128) != 0 ||
+	    vp_setup_queue(&d->vp, (uint16_t)l->deflate, &d->deflate_vq, "balloon-deflate", 128) != 0) {
+		vp_fail(&d->vp, "inflate/deflate queues missing or unusable");
+		return -1;
+	}
+	if (d->vp.features & (1ull << VIRTIO_BALLOON_F_STATS_VQ)) {
+		int rc = vp_setup_queue(&d->vp, (uint16_t)l->stats, &d->stats_vq, "balloon-stats", 8);
+		if (rc == -ENOENT)
+			klog("virtio-balloon: STATS_VQ offered but queue %d is absent; no statistics", l->stats);
+		else if (rc != 0)
+			return -1;
+		else
+			d->has_stats = 1;
+	}
+	if (d->vp.features & (1ull << VIRTIO_BALLOON_F_REPORTING)) {
+		int rc = vp_setup_queue(&d->vp, (uint16_t)l->reporting, &d->report_vq, "balloon-report",
+		                        BALLOON_REPORT_DESCS);
+		if (rc == -ENOENT)
+			klog("virtio-balloon: PAGE_REPORTING offered but queue %d is absent; no reporting",
+			     l->reporting);
+		else if (rc != 0)
+			return -1;
+		else
+			d->has_report = 1;
+	}
+	return 0;
+}
+
+/* The balloon core on the live queues. Its DMA (PFN arrays, stats) and
+ * tracking memory are allocated at the first start and reused by every
+ * re-init (balloon_init zeroes them): recovering from a broken device must
+ * not cost memory each time. `first`: boot (lines a re-init need not repeat). */
+static void start_core(struct virtio_balloon_dev *d, int first)
+{
+	static int oom_registered;
+	uint64_t max_pfn = balloon_kernel_max_pfn();
+	if (!max_pfn) {
+		if (first)
+			klog("virtio-balloon: memory manager not running; device ready, balloon idle");
+		return;
+	}
+	size_t track_pages = (balloon_track_bytes(max_pfn) + PAGE_SIZE - 1) / PAGE_SIZE;
+	if (!d->dma)
+		d->dma = dma_alloc_pages(BALLOON_DMA_BYTES / PAGE_SIZE, &d->dma_pa);
+	if (!d->track) {
+		uint64_t track_pa;
+		d->track = dma_alloc_pages(track_pages, &track_pa);
+		d->track_len = d->track ? track_pages * PAGE_SIZE : 0;
+	}
+	if (!d->dma || !d->track) {
+		klog("virtio-balloon: no memory for %u + %zu pages of buffers; balloon idle",
+		     (unsigned)(BALLOON_DMA_BYTES / PAGE_SIZE), track_pages);
+		return;
+	}
+	struct balloon_setup s = {
+		.tops = &transport_ops, .tctx = d,
+		.mops = &balloon_kernel_mem_ops, .mctx = NULL,
+		.inflate_vq = &d->inflate_vq, .deflate_vq = &d->deflate_vq,
+		.stats_vq = d->has_stats ? &d->stats_vq : NULL,
+		.report_vq = d->has_report ? &d->report_vq : NULL,
+		.rops = &balloon_kernel_reclaim_ops, .rctx = NULL,
+		.features = d->vp.features,
+		.dma = d->dma, .dma_pa = d->dma_pa, .dma_len = BALLOON_DMA_BYTES,
+		.track = d->track, .track_len = d->track_len, .max_pfn = max_pfn,
+	};
+	knobs_to_params(&s.params);
+	if (balloon_init(&d->b, &s) != 0)
+		return;
+	d->core_up = 1;
+	/* Deflate on OOM, and reported blocks handed back early, both need
+	 * the allocator to ask us when it runs dry. Once: the notifier checks
+	 * core_up/transport_up, so it is harmless while the device is down. */
+	if (!oom_registered++ && mm_add_oom_notifier(vb_oom, d) != 0)
+		klog("virtio-balloon: cannot register an OOM notifier: no deflate on OOM");
+}
+
+static void feature_names(uint64_t f, char *buf, size_t len)
+{
+	static const struct { unsigned bit; const char *name; } names[] = {
+		{ VIRTIO_BALLOON_F_MUST_TELL_HOST, "must-tell-host" }, { VIRTIO_BALLOON_F_STATS_VQ, "stats" },
+		{ VIRTIO_BALLOON_F_DEFLATE_ON_OOM, "deflate-on-oom" },
+		{ VIRTIO_BALLOON_F_FREE_PAGE_HINT, "free-page-hint" },
+		{ VIRTIO_BALLOON_F_PAGE_POISON, "page-poison" },
+		{ VIRTIO_BALLOON_F_REPORTING, "page-reporting" },
+	};
+	size_t o = 0;
+	buf[0] = 0;
+	for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (f & (1ull << names[i].bit)) {
+			int n = snprintf(buf + o, len - o, "%s%s", o ? " " : "", names[i].name);
+			if (n < 0 || (size_t)n >= len - o)
+				break;
+			o += (size_t)n;
+		}
+	if (!o)
+		snprintf(buf, len, "none");
+}
+
+/* The spec's init order, from reset to DRIVER_OK, then the balloon core.
+ * The same path at boot (`first`) and after a reset. 0 if the transport
+ * came up (core_up says whether the balloon runs), -1 (device FAILED, one
+ * line) if not. */
+static int bring_up(struct virtio_balloon_dev *d, int first)
+{
+	d->transport_up = d->core_up = 0;
+	if (vp_begin(&d->vp) != 0)
+		return -1;
+	d->offered = vp_device_features(&d->vp);
+	uint64_t wanted = balloon_features_wanted(d->offered);
+	if (!wanted) {
+		vp_fail(&d->vp, "device does not offer VERSION_1 (features 0x%llx)",
+		        (unsigned long long)d->offered);
+		return -1;
+	}
+	balloon_vq_layout(d->offered, &d->layout);
+	if (first && d->vp.num_queues < d->layout.count)
+		klog("virtio-balloon: device has %u queues, its features imply %u; using what exists",
+		     d->vp.num_queues, d->layout.count);
+	if (d->layout.stats >= d->vp.num_queues)
+		wanted &= ~(1ull << VIRTIO_BALLOON_F_STATS_VQ);
+	if (d->layout.reporting >= d->vp.num_queues)
+		wanted &= ~(1ull << VIRTIO_BALLOON_F_REPORTING);
+	if (vp_set_features(&d->vp, wanted) != 0)
+		return -1;
+	setup_interrupts(d);
+	if (setup_queues(d) != 0)
+		return -1;
+	vp_driver_ok(&d->vp);
+	if (d->vp.failed)
+		return -1;
+	d->transport_up = 1;
+	d->down_why = NULL;
+	if (first) {
+		const struct pci_dev *pd = d->pd;
+		const struct pci_bar *bar = &pd->bar[d->vp.r[VP_COMMON].bar];
+		char names[96];
+		feature_names(d->vp.features, names, sizeof names);
+		klog("virtio-balloon: %02x:%02x.%u %s, BAR%u %#llx, features 0x%llx of 0x%llx, "
+		     "queues inflate %u/%u deflate %u/%u stats %s reporting %s",
+		     pd->bus, pd->dev, pd->fn, pd->device >= VIRTIO_PCI_MODERN_BASE ? "modern" : "transitional",
+		     d->vp.r[VP_COMMON].bar, (unsigned long long)bar->addr, (unsigned long long)d->vp.features,
+		     (unsigned long long)d->offered, d->layout.inflate, d->inflate_vq.num, d->layout.deflate,
+		     d->deflate_vq.num, d->has_stats ? "yes" : "no",
+		     d->has_report ? "yes" : "no");
+		klog("virtio-balloon: using %s", names);
+	}
+	start_core(d, first);
+	return 0;
+}
+
+static int virtio_balloon_init(void)
+{
+	struct virtio_balloon_dev *d = &vb;
+	const struct pci_dev *pd = pci_find(VIRTIO_PCI_VENDOR, VIRTIO_PCI_MODERN_BASE + VIRTIO_ID_BALLOON, 0);
+	if (!pd)
+		pd = pci_find(VIRTIO_PCI_VENDOR, VIRTIO_PCI_TRANS_BALLOON, 0);
+	if (!pd) {
+		klog("virtio-balloon: no device");
+		return 0;
+	}
+	found = 1;
+	d->pd = pd;
+	d->down_why = "not brought up";
+	if (vp_hw_attach(&d->vp, pd, "virtio-balloon") != 0)
+		return -1;
+	if (bring_up(d, 1) != 0) {
+		d->down_why = "bring-up failed";
+		return -1;
+	}
+	return 0;
+}
+INITCALL(INIT_DRIVER, virtio_balloon_init);
+
+/* ---- recovery (see virtio_balloon.h) */
+
+enum vb_cause { VB_NEEDS_RESET, VB_LOST, VB_GONE, VB_BROKEN, VB_REQUESTED };
+
+static const char *const cause_name[] = {
+	[VB_NEEDS_RESET] = "device needs reset", [VB_LOST] = "device reset itself",
+	[VB_GONE] = "device gone", [VB_BROKEN] = "balloon stopped (broken queue or config)",
+	[VB_REQUESTED] = "reset requested",
+};
+
+static void leave_off(struct virtio_balloon_dev *d, const char *why)
+{
+	d->given_up = 1;
+	d->down_why = why;
+}
+
+/* Reset the device; only when it confirmed the reset may the balloon's
+ * frames go back to the allocator. Then bring it up again if the cause
+ * allows and attempts are left. Called with the transport up. */
+static void recover(struct virtio_balloon_dev *d, enum vb_cause cause)
+{
+	const char *what = cause_name[cause];
+	/* From here the OOM notifier, the knobs and the poller leave it alone. */
+	d->transport_up = 0;
+	d->down_why = "resetting";
+	if (vp_reset(&d->vp) != 0) {
+		/* vp_reset said the device did not confirm. It may still write into
+		 * what it was given: every frame stays the balloon's. */
+		uint64_t held = d->core_up ? balloon_owned(&d->b) : 0;
+		d->held_for_good += held;
+		klog("virtio-balloon: %s; reset not confirmed, keeping the %llu MiB (%llu pages) the "
+		     "balloon holds for good; leaving it off", what,
+		     (unsigned long long)(held * PAGE_SIZE / MIB), (unsigned long long)held);
+		leave_off(d, "reset not confirmed");
+		return;
+	}
+	d->resets++;
+	uint64_t back = d->core_up ? balloon_release_all(&d->b) : 0;
+	d->core_up = 0;
+	d->reclaimed += back;
+	char freed[64];
+	snprintf(freed, sizeof freed, "%llu MiB (%llu pages) reclaimed",
+	         (unsigned long long)(back * PAGE_SIZE / MIB), (unsigned long long)back);
+	if (cause == VB_GONE) {
+		klog("virtio-balloon: %s; reset ok, %s; leaving it off", what, freed);
+		leave_off(d, "device gone");
+		return;
+	}
+	if (cause == VB_REQUESTED) {
+		d->requested++;
+		klog("virtio-balloon: %s; reset ok, %s, bringing it up again", what, freed);
+	} else if (d->attempts >= VIRTIO_BALLOON_MAX_ATTEMPTS) {
+		klog("virtio-balloon: %s; reset ok, %s; all %u attempts used, leaving it off", what, freed,
+		     VIRTIO_BALLOON_MAX_ATTEMPTS);
+		leave_off(d, "left off: every attempt used");
+		return;
+	} else {
+		d->attempts++;
+		klog("virtio-balloon: %s; reset ok, %s, bringing it up again (attempt %u of %u)", what,
+		     freed, d->attempts, VIRTIO_BALLOON_MAX_ATTEMPTS);
+	}
+	if (bring_up(d, 0) != 0)
+		leave_off(d, "bring-up after reset failed");   /* vp_fail said why */
+}
+
+void virtio_balloon_poll(uint64_t now)
+{
+	struct virtio_balloon_dev *d = &vb;
+	if (!d->transport_up)
+		return;
+	switch (vp_health(&d->vp)) {   /* one line per new kind of trouble */
+	case VP_HEALTHY:     break;
+	case VP_NEEDS_RESET: recover(d, VB_NEEDS_RESET); return;
+	case VP_LOST:        recover(d, VB_LOST); return;
+	case VP_GONE:        recover(d, VB_GONE); return;
+	}
+	if (!d->core_up)
+		return;
+	balloon_poll(&d->b, now);
+	if (balloon_state(&d->b) == BALLOON_BROKEN)
+		recover(d, VB_BROKEN);   /* the core said why, once */
+}
+POLLER(virtio_balloon_poll);
+
+int virtio_balloon_reset(void)
+{
+	struct virtio_balloon_dev *d = virtio_balloon_get();
+	if (!d || !d->transport_up)
+		return -1;
+	recover(d, VB_REQUESTED);
+	return d->transport_up ? 0 : -1;
+}
+
+/* ---- console */
+
+static int cmd_balloon(int argc, char **argv)
+{
+	struct virtio_balloon_dev *d = virtio_balloon_get();
+	if (!d) {
+		printf("balloon: no device\n");
+		return 1;
+	}
+	const char *sub = argc > 1 ? argv[1] : "";
+	if (argc > 2 || (*sub && strcmp(sub, "check") && strcmp(sub, "stats") && strcmp(sub, "reset"))) {
+		printf("usage: balloon [check | stats | reset]; knobs: set balloon.<initial|max|min_free|rate|"
+		       "report_delay> <value>\n");
+		return 1;
+	}
+	if (!strcmp(sub, "reset")) {
+		if (!d->transport_up) {
+			printf("balloon: device not up (%s)\n", d->down_why ? d->down_why : "down");
+			return 1;
+		}
+		int rc = virtio_balloon_reset();
+		printf("balloon: reset %s; device %s, %llu pages reclaimed in all\n", rc ? "FAILED" : "done",
+		       d->transport_up ? "up again" : "down", (unsigned long long)d->reclaimed);
+		return rc ? 1 : 0;
+	}
+	if (*sub && !d->core_up) {
+		printf("balloon: core not running\n");
+		return 1;
+	}
+	if (!strcmp(sub, "check")) {
+		char why[160];
+		if (balloon_check(&d->b, why, sizeof why) != 0) {
+			printf("balloon: check FAILED: %s\n", why);
+			return 1;
+		}
+		printf("balloon: books consistent\n");
+		return 0;
+	}
+	if (!strcmp(sub, "stats")) {
+		struct virtio_balloon_stat st[BALLOON_STATS_MAX];
+		unsigned n = balloon_stats_fill(&d->b, st, BALLOON_STATS_MAX);
+		printf("balloon: stats%s:", d->has_stats ? "" : " (no stats queue: not sent)");
+		for (unsigned i = 0; i < n; i++)
+			printf(" %s=%llu", balloon_stat_name(st[i].tag), (unsigned long long)st[i].val);
+		printf("\n");
+		return 0;
+	}
+	char names[96];
+	feature_names(d->vp.features, names, sizeof names);
+	printf("virtio-balloon: %s, status 0x%x, features 0x%llx (%s)\n",
+	       d->transport_up ? "up" : d->down_why ? d->down_why : "down", vp_status(&d->vp),
+	       (unsigned long long)d->vp.features, names);
+	printf("recovery: %u resets (%u requested), %llu pages (%llu MiB) reclaimed, %u of %u attempts "
+	       "left%s", d->resets, d->requested, (unsigned long long)d->reclaimed,
+	       (unsigned long long)(d->reclaimed * PAGE_SIZE / MIB),
+	       VIRTIO_BALLOON_MAX_ATTEMPTS - d->attempts, VIRTIO_BALLOON_MAX_ATTEMPTS,
+	       d->given_up ? ", left off" : "");
+	if (d->held_for_good)
+		printf(", %llu pages held for good (reset not confirmed)",
+		       (unsigned long long)d->held_for_good);
+	printf("\n");
+	if (msix_on)
+		printf("interrupts: MSI-X, %llu configuration changes, %llu queue interrupts\n",
+		       (unsigned long long)irq_config, (unsigned long long)irq_queue);
+	else
+		printf("interrupts: none, polled every millisecond\n");
+	if (!d->core_up) {
+		printf("balloon: %s\n", !balloon_kernel_max_pfn() ? "idle (memory manager not running)" : "not running");
+		return 0;
+	}
+	static char text[1400];
+	balloon_format_status(&d->b, text, sizeof text);
+	printf("%s\n", text);
+	balloon_format_details(&d->b, text, sizeof text);
+	printf("%s\n", text);
+	return 0;
+}
+CONSOLE_CMD("balloon", "balloon status; `balloon check` verifies its books, `balloon stats` what the "
+            "host gets, `balloon reset` resets the device and brings it up again", cmd_balloon);

@@ -1,0 +1,17 @@
+/*
+ * virtio_pci_hw.h - bind a struct vp_dev to a real PCI function: parse its
+ * virtio capabilities, map the four regions (uncached, via kmem's
+ * mmio_map), enable memory decoding and bus mastering, and route register
+ * access to MMIO and ring memory to dma_alloc_pages. INTx is switched off:
+ * this driver polls (MSI-X is later work).
+ */
+#ifndef DRIVERS_VIRTIO_PCI_HW_H
+#define DRIVERS_VIRTIO_PCI_HW_H
+
+#include "drivers/pci/pci.h"
+#include "drivers/virtio/virtio_pci.h"
+
+/* 0, or -1 with one log line. */
+int vp_hw_attach(struct vp_dev *vp, const struct pci_dev *pd, const char *name);
+
+#endif

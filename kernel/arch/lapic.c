@@ -1,0 +1,77 @@
+/*
+ * lapic.c - local APIC: the periodic timer that wakes the work loop, and EOI.
+ * The registers are MMIO: the caller maps them (kernel/main.c, through mm/)
+ * and hands them in, so arch/ needs nothing from mm/.
+ * The legacy 8259 PICs are masked: every interrupt we use arrives through the
+ * local APIC (timer, MSI-X).
+ */
+#include <stdint.h>
+#include "hw/io.h"
+#include "kclock.h"
+#include "kernel/arch/arch.h"
+#include "kernel/arch/time.h"
+#include "klog.h"
+
+#define IA32_APIC_BASE 0x1b
+enum { LAPIC_EOI = 0xb0, LAPIC_SVR = 0xf0, LAPIC_LVT_TIMER = 0x320,
+       LAPIC_TIMER_INIT = 0x380, LAPIC_TIMER_CUR = 0x390, LAPIC_TIMER_DIV = 0x3e0 };
+
+static volatile uint8_t *lapic;
+static volatile uint64_t ticks;
+
+static void lapic_write(unsigned reg, uint32_t v) { mmio_write32(lapic + reg, v); }
+static uint32_t lapic_read(unsigned reg) { return mmio_read32(lapic + reg); }
+
+void lapic_eoi(void)
+{
+	if (lapic)
+		lapic_write(LAPIC_EOI, 0);
+}
+
+uint64_t timer_ticks(void) { return ticks; }
+
+uint32_t lapic_id(void) { return lapic ? lapic_read(0x20) >> 24 : 0; }
+
+static int timer_irq(struct trap_frame *tf)
+{
+	ticks++;
+	lapic_eoi();
+	return 1;
+}
+
+static int spurious_irq(struct trap_frame *tf) { return 1; }
+
+uint64_t lapic_enable(void)
+{
+	outb(0x21, 0xff);   /* mask both 8259s */
+	outb(0xa1, 0xff);
+	uint64_t base = rdmsr(IA32_APIC_BASE);
+	wrmsr(IA32_APIC_BASE, base | (1u << 11));   /* globally enabled */
+	return base & 0xffffff000ull;
+}
+
+int lapic_timer_init(volatile void *regs, unsigned hz)
+{
+	lapic = regs;
+	if (!lapic)
+		return -1;
+	trap_register(VEC_TIMER, timer_irq);
+	trap_register(VEC_SPURIOUS, spurious_irq);
+	lapic_write(LAPIC_SVR, 0x100 | VEC_SPURIOUS);
+
+	/* Count the APIC timer (divide by 16) over 5 ms of TSC time. */
+	lapic_write(LAPIC_TIMER_DIV, 0x3);
+	lapic_write(LAPIC_LVT_TIMER, 1u << 16);      /* masked one-shot */
+	lapic_write(LAPIC_TIMER_INIT, 0xffffffffu);
+	udelay(5000);
+	uint32_t counted = 0xffffffffu - lapic_read(LAPIC_TIMER_CUR);
+	lapic_write(LAPIC_TIMER_INIT, 0);
+	if (counted < 100) {
+		klog("lapic: timer does not count; polling without a tick");
+		return -1;
+	}
+	uint32_t per_tick = (uint32_t)((uint64_t)counted * 200 / hz);
+	lapic_write(LAPIC_LVT_TIMER, (1u << 17) | VEC_TIMER);   /* periodic */
+	lapic_write(LAPIC_TIMER_INIT, per_tick ? per_tick : 1);
+	return 0;
+}

@@ -1,0 +1,20 @@
+/*
+ * serial.h - 16550 UART on COM1 (0x3f8), 115200 8N1: the kernel's console.
+ *
+ * Output never blocks forever: if the transmitter never drains (no UART) a
+ * character is dropped after a bounded wait. serial_write turns "\n" into
+ * "\r\n". No locks and no heap, so panic and power-off can use it too.
+ */
+#ifndef KERNEL_ARCH_SERIAL_H
+#define KERNEL_ARCH_SERIAL_H
+
+#include <stddef.h>
+
+void serial_init(void);
+void serial_putc(char c);
+void serial_write(const char *s, size_t len);
+void serial_puts(const char *s);
+/* Next received byte, or -1 if none is waiting. */
+int serial_getc(void);
+
+#endif

@@ -1,0 +1,98 @@
+/* time.c - see time.h. */
+#include <stdint.h>
+#include "hw/io.h"
+#include "kclock.h"
+#include "kernel/arch/time.h"
+#include "klog.h"
+
+#define PIT_HZ 1193182u
+
+static uint64_t tsc_hz, tsc_base;
+static uint64_t ns_mult;   /* ns = ticks * ns_mult >> 32 */
+
+uint64_t tsc_hz_from_pit(uint64_t tsc_ticks, uint32_t pit_ticks)
+{
+	if (pit_ticks == 0)
+		return 0;
+	return (uint64_t)(((unsigned __int128)tsc_ticks * PIT_HZ) / pit_ticks);
+}
+
+/* One-shot on PIT channel 2 (gate through port 0x61, no IRQ): TSC ticks
+ * while the counter runs down `pit_ticks`. Bounded: ~0 if the PIT is absent. */
+static uint64_t pit_measure(uint16_t pit_ticks)
+{
+	uint8_t gate = inb(0x61);
+	outb(0x61, (gate & ~0x02) | 0x01);     /* gate on, speaker off */
+	outb(0x43, 0xb0);                      /* ch2, lo/hi, mode 0, binary */
+	outb(0x42, pit_ticks & 0xff);
+	outb(0x42, pit_ticks >> 8);
+	uint64_t start = rdtsc();
+	for (uint64_t spins = 0; !(inb(0x61) & 0x20); spins++)
+		if (spins > 100000000ull)
+			return 0;
+	uint64_t end = rdtsc();
+	outb(0x61, gate);
+	return end - start;
+}
+
+static void set_rate(uint64_t hz)
+{
+	tsc_hz = hz;
+	ns_mult = (uint64_t)(((unsigned __int128)NS_PER_S << 32) / hz);
+}
+
+static int within_2pct(uint64_t a, uint64_t b)
+{
+	uint64_t d = a > b ? a - b : b - a;
+	return d * 50 <= b;
+}
+
+int time_init(uint64_t loader_tsc_hz)
+{
+	tsc_base = rdtsc();
+	/* One 10 ms PIT run is enough when it agrees with the loader's figure
+	 * (measured against UEFI's Stall); otherwise take the median of three so
+	 * a run stretched by the host does not skew the clock. */
+	uint64_t hz = tsc_hz_from_pit(pit_measure(11932), 11932);
+	if (!loader_tsc_hz || !within_2pct(hz, loader_tsc_hz)) {
+		uint64_t r[3] = { hz, tsc_hz_from_pit(pit_measure(11932), 11932),
+		                  tsc_hz_from_pit(pit_measure(11932), 11932) };
+		for (int i = 0; i < 2; i++)
+			for (int j = i + 1; j < 3; j++)
+				if (r[j] < r[i]) { uint64_t t = r[i]; r[i] = r[j]; r[j] = t; }
+		hz = r[1];
+		if (loader_tsc_hz && hz >= 10000000ull && !within_2pct(hz, loader_tsc_hz))
+			klog("time: PIT says %lu kHz, UEFI Stall says %lu kHz (>2%% apart); using the PIT",
+			     hz / 1000, loader_tsc_hz / 1000);
+	}
+	if (hz < 10000000ull) {
+		if (loader_tsc_hz < 10000000ull) {
+			set_rate(1000000000ull);
+			klog("time: cannot calibrate the TSC (no PIT, no loader figure); assuming 1 GHz");
+			return -1;
+		}
+		hz = loader_tsc_hz;
+		klog("time: PIT calibration failed; using the loader's %lu kHz", hz / 1000);
+	}
+	set_rate(hz);
+	return 0;
+}
+
+uint64_t time_tsc_hz(void) { return tsc_hz; }
+
+uint64_t tsc_to_ns(uint64_t ticks)
+{
+	return (uint64_t)(((unsigned __int128)ticks * ns_mult) >> 32);
+}
+
+uint64_t clock_ns(void)
+{
+	return ns_mult ? tsc_to_ns(rdtsc() - tsc_base) : 0;
+}
+
+void udelay(uint64_t us)
+{
+	uint64_t end = clock_ns() + us * NS_PER_US;
+	while (clock_ns() < end)
+		cpu_relax();
+}

@@ -1,0 +1,31 @@
+/*
+ * time.h - the kernel's time source: the TSC, calibrated against the PIT
+ * (8254 channel 2, an independent fixed 1.193182 MHz clock) at boot, and
+ * cross-checked with the loader's measurement against UEFI's Stall().
+ * clock_ns() (include/kclock.h) is built on it.
+ */
+#ifndef KERNEL_TIME_H
+#define KERNEL_TIME_H
+
+#include <stdint.h>
+
+/* Calibrate; 0 on success. Must run before clock_ns() is meaningful. */
+int time_init(uint64_t loader_tsc_hz);
+uint64_t time_tsc_hz(void);
+uint64_t tsc_to_ns(uint64_t ticks);
+void udelay(uint64_t us);
+
+/* Pure helper, host-tested: TSC Hz from a tick count over a PIT interval. */
+uint64_t tsc_hz_from_pit(uint64_t tsc_ticks, uint32_t pit_ticks);
+
+/* Local APIC (kernel/arch/lapic.c): lapic_enable masks the 8259s, enables the
+ * APIC and returns the physical address of its registers; lapic_timer_init
+ * starts the periodic timer that wakes the work loop on those registers,
+ * mapped uncached by the caller (NULL: no timer, -1). */
+uint64_t lapic_enable(void);
+int lapic_timer_init(volatile void *regs, unsigned hz);
+void lapic_eoi(void);
+uint32_t lapic_id(void);      /* this CPU's local APIC id (MSI destination) */
+uint64_t timer_ticks(void);
+
+#endif

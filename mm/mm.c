@@ -1,0 +1,89 @@
+/*
+ * mm.c - the memory manager's public calls (mm/mm.h) on the kernel's one
+ * allocator and page tables, brought up by boot_init.c. Every call is safe
+ * before bring-up finished: it does nothing and says so by its result.
+ */
+#include <string.h>
+#include "mm/mm.h"
+#include "mm/mm_kernel.h"
+
+int mm_ready(void) { return mmk.ready; }
+struct frame_alloc *mm_frames(void) { return mmk.ready ? &mmk.fa : NULL; }
+struct pgtable *mm_kernel_pt(void) { return mmk.ready ? &mmk.pt : NULL; }
+
+uint64_t mm_max_pfn(void)
+{
+	return mmk.ready ? mmk.fa.base_pfn + ((uint64_t)mmk.fa.nblocks << BLOCK_ORDER) : 0;
+}
+
+int mm_compact(uint64_t want_free_blocks, uint64_t max_moves, struct compact_result *res)
+{
+	if (!mmk.ready)
+		return MM_ESTATE;
+	uint64_t flags = mm_irq_save();
+	int err = compact(&mmk.fa, &mmk.pt, want_free_blocks, max_moves, res);
+	mm_irq_restore(flags);
+	return err;
+}
+
+int mm_add_oom_notifier(fa_oom_fn fn, void *ctx)
+{
+	if (!mmk.ready)
+		return MM_ESTATE;
+	return fa_add_oom_notifier(&mmk.fa, fn, ctx);
+}
+
+void mm_get_stats(struct mm_stats *s)
+{
+	if (mmk.ready)
+		fa_stats(&mmk.fa, s);
+	else
+		memset(s, 0, sizeof *s);
+}
+
+/* ---------------------------------------------------------------- lending memory out */
+
+unsigned mm_take_free_blocks(uint64_t *pfns, unsigned max)
+{
+	return mmk.ready ? (unsigned)fa_balloon_take_blocks(&mmk.fa, max, pfns) : 0;
+}
+
+int mm_take_run(unsigned order, uint64_t *pfn)
+{
+	if (!mmk.ready || order >= BLOCK_ORDER)
+		return MM_EINVAL;
+	return fa_balloon_take_runs(&mmk.fa, order, 1, pfn) == 1 ? MM_OK : MM_ENOMEM;
+}
+
+void mm_give_back(uint64_t pfn, unsigned order)
+{
+	if (mmk.ready)
+		fa_balloon_return(&mmk.fa, pfn, order);   /* logs a bad range itself */
+}
+
+unsigned mm_compact_blocks(unsigned want)
+{
+	struct compact_result res;
+	if (!mmk.ready || mm_compact(fa_free_blocks(&mmk.fa) + want, MM_LEND_COMPACT_BUDGET, &res) != MM_OK)
+		return 0;
+	return (unsigned)res.blocks_freed;
+}
+
+uint64_t mm_free_pages(void) { return mmk.ready ? mmk.fa.nr[FS_FREE] : 0; }
+uint64_t mm_total_pages(void) { return mmk.ready ? mmk.fa.total : 0; }
+
+uint64_t mm_report_pending(void)
+{
+	return mmk.ready ? mmk.fa.lists[FA_L_FREE_RES].count : 0;
+}
+
+unsigned mm_report_isolate(uint64_t *pfns, unsigned max)
+{
+	return mmk.ready ? (unsigned)fa_report_isolate(&mmk.fa, max, pfns) : 0;
+}
+
+void mm_report_done(const uint64_t *pfns, unsigned n, int reported)
+{
+	if (mmk.ready)
+		fa_report_done(&mmk.fa, pfns, n, reported);   /* logs a bad block itself */
+}
