@@ -20,10 +20,10 @@
 #include <string.h>
 #include "app/app.h"
 #include "kclock.h"
+#include "units.h"
 #include "mm/kmem.h"
 #include "mm/shrinker.h"
 
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 static uint64_t sub_sat(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 static unsigned long long mib(uint64_t bytes) { return (unsigned long long)(bytes >> 20); }
 

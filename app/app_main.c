@@ -82,7 +82,7 @@ static int kernel_free_bytes(uint64_t *bytes)
 		return -1;
 	struct mm_stats s;
 	mm_get_stats(&s);
-	*bytes = s.free * FRAME_SIZE;
+	*bytes = s.free * PAGE_SIZE;
 	return 0;
 }
 

@@ -212,8 +212,8 @@ static double movable_whole(const struct frame_alloc *fa)
 	uint64_t whole = 0, partial = 0;
 	for (uint32_t b = 0; b < fa->nblocks; b++) {
 		const struct mblock *blk = &fa->blocks[b];
-		if (blk->nfree == FRAMES_PER_BLOCK)
-			whole += FRAMES_PER_BLOCK;
+		if (blk->nfree == PAGES_PER_BLOCK)
+			whole += PAGES_PER_BLOCK;
 		else if (blk->kind == BK_MOVABLE)
 			partial += blk->nfree;
 	}

@@ -7,7 +7,7 @@
 
 int anon_init(struct anon *a, struct frame_alloc *fa, struct pgtable *pt, uint64_t base, uint64_t size)
 {
-	if (!a || !fa || !pt || size < 2 * FRAME_SIZE || ((base | size) & (FRAME_SIZE - 1)) ||
+	if (!a || !fa || !pt || size < 2 * PAGE_SIZE || ((base | size) & (PAGE_SIZE - 1)) ||
 	    base + size < base || !pt_canonical(base) || !pt_canonical(base + size - 1))
 		return MM_EINVAL;
 	memset(a, 0, sizeof *a);
@@ -66,10 +66,10 @@ static void vs_give(struct anon *a, uint64_t va, uint64_t len)
 
 static void unmap_pages(struct anon *a, uint64_t va, uint64_t len)
 {
-	for (uint64_t off = 0; off < len; off += FRAME_SIZE) {
+	for (uint64_t off = 0; off < len; off += PAGE_SIZE) {
 		uint64_t pa;
 		if (pt_unmap(a->pt, va + off, &pa, NULL) == MM_OK)
-			fa_free(a->fa, pa >> FRAME_SHIFT, 0);
+			fa_free(a->fa, pa >> PAGE_SHIFT, 0);
 	}
 }
 
@@ -77,44 +77,44 @@ int anon_map(struct anon *a, uint64_t bytes, uint64_t *va_out)
 {
 	if (bytes == 0 || !va_out || bytes > a->size)
 		return MM_EINVAL;
-	uint64_t len = (bytes + FRAME_SIZE - 1) & ~(FRAME_SIZE - 1), va;
+	uint64_t len = (bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1), va;
 	/* More than all of RAM can never succeed: say so before touching any. */
-	if ((len >> FRAME_SHIFT) > a->fa->total)
+	if ((len >> PAGE_SHIFT) > a->fa->total)
 		return MM_ENOMEM;
-	if (a->nlive == ANON_MAPS || vs_take(a, len + FRAME_SIZE, &va) != MM_OK)
+	if (a->nlive == ANON_MAPS || vs_take(a, len + PAGE_SIZE, &va) != MM_OK)
 		return MM_ENOMEM;
 	uint64_t off;
-	for (off = 0; off < len; off += FRAME_SIZE) {
+	for (off = 0; off < len; off += PAGE_SIZE) {
 		uint64_t pfn;
 		if (fa_alloc_movable(a->fa, va + off, &pfn) != MM_OK)
 			break;
-		memset(a->pt->ops->phys_to_virt(a->pt->ctx, pfn << FRAME_SHIFT), 0, FRAME_SIZE);
-		if (pt_map(a->pt, va + off, pfn << FRAME_SHIFT, PTE_W | PTE_NX) != MM_OK) {
+		memset(a->pt->ops->phys_to_virt(a->pt->ctx, pfn << PAGE_SHIFT), 0, PAGE_SIZE);
+		if (pt_map(a->pt, va + off, pfn << PAGE_SHIFT, PTE_W | PTE_NX) != MM_OK) {
 			fa_free(a->fa, pfn, 0);
 			break;
 		}
 	}
 	if (off < len) {
 		unmap_pages(a, va, off);
-		vs_give(a, va, len + FRAME_SIZE);
+		vs_give(a, va, len + PAGE_SIZE);
 		return MM_ENOMEM;
 	}
 	a->live[a->nlive++] = (struct anon_extent){ va, len };
-	a->pages += len >> FRAME_SHIFT;
+	a->pages += len >> PAGE_SHIFT;
 	*va_out = va;
 	return MM_OK;
 }
 
 int anon_unmap(struct anon *a, uint64_t va, uint64_t bytes)
 {
-	uint64_t len = (bytes + FRAME_SIZE - 1) & ~(FRAME_SIZE - 1);
+	uint64_t len = (bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 	for (unsigned i = 0; i < a->nlive; i++) {
 		if (a->live[i].va != va || a->live[i].len != len)
 			continue;
 		unmap_pages(a, va, len);
-		vs_give(a, va, len + FRAME_SIZE);
+		vs_give(a, va, len + PAGE_SIZE);
 		a->live[i] = a->live[--a->nlive];
-		a->pages -= len >> FRAME_SHIFT;
+		a->pages -= len >> PAGE_SHIFT;
 		return MM_OK;
 	}
 	return MM_EINVAL;

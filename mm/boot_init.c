@@ -38,14 +38,14 @@ static int k_alloc_table(void *ctx, uint64_t *pa)
 	int err = fa_alloc(&mmk.fa, 0, &pfn);
 	if (err)
 		return err;
-	*pa = pfn << FRAME_SHIFT;
+	*pa = pfn << PAGE_SHIFT;
 	mmk.table_pages++;
 	return MM_OK;
 }
 
 static void k_free_table(void *ctx, uint64_t pa)
 {
-	if (fa_free(&mmk.fa, pa >> FRAME_SHIFT, 0) == MM_OK)
+	if (fa_free(&mmk.fa, pa >> PAGE_SHIFT, 0) == MM_OK)
 		mmk.table_pages--;
 }
 
@@ -70,12 +70,12 @@ static int is_ram_type(uint32_t t)
  * firmware and devices like, and out of the way of early allocations. */
 static uint64_t place_meta(const struct boot_info *bi, uint64_t bytes)
 {
-	uint64_t pages = (bytes + FRAME_SIZE - 1) >> FRAME_SHIFT;
+	uint64_t pages = (bytes + PAGE_SIZE - 1) >> PAGE_SHIFT;
 	for (uint32_t i = bi->mmap_count; i-- > 0;) {
 		const struct boot_mem_region *r = &bi->mmap[i];
 		if (r->type == BOOT_MEM_USABLE && r->pages >= pages &&
-		    r->base + r->pages * FRAME_SIZE <= bi->max_phys)
-			return r->base + (r->pages - pages) * FRAME_SIZE;
+		    r->base + r->pages * PAGE_SIZE <= bi->max_phys)
+			return r->base + (r->pages - pages) * PAGE_SIZE;
 	}
 	return 0;
 }
@@ -90,9 +90,9 @@ static int map_direct(const struct boot_info *bi)
 			i++;
 			continue;
 		}
-		uint64_t start = bi->mmap[i].base, end = start + bi->mmap[i].pages * FRAME_SIZE;
+		uint64_t start = bi->mmap[i].base, end = start + bi->mmap[i].pages * PAGE_SIZE;
 		for (i++; i < bi->mmap_count && is_ram_type(bi->mmap[i].type) && bi->mmap[i].base == end; i++)
-			end += bi->mmap[i].pages * FRAME_SIZE;
+			end += bi->mmap[i].pages * PAGE_SIZE;
 		int err = pt_map_range(&mmk.pt, BOOT_HHDM_BASE + start, start, end - start,
 		                       PTE_W | PTE_NX | PTE_G, 1);
 		if (err) {
@@ -111,7 +111,7 @@ static int map_direct(const struct boot_info *bi)
 static int map_kernel(const struct boot_info *bi)
 {
 	struct pgtable loader = { .root = bi->loader_pml4, .ops = &kernel_pt_ops };
-	for (uint64_t off = 0; off < bi->kernel_size; off += FRAME_SIZE) {
+	for (uint64_t off = 0; off < bi->kernel_size; off += PAGE_SIZE) {
 		uint64_t va = bi->kernel_virt + off, pa = bi->kernel_phys + off;
 		uint64_t flags = PTE_W | PTE_NX;
 		struct pt_walk w;
@@ -142,9 +142,9 @@ static int map_identity(const struct boot_info *bi)
 		case BOOT_MEM_MMIO:        flags = PTE_W | PTE_NX | PTE_UC; break;
 		default: continue;
 		}
-		if (r->base + r->pages * FRAME_SIZE > (1ull << 46))
+		if (r->base + r->pages * PAGE_SIZE > (1ull << 46))
 			continue;   /* not reachable as an identity address anyway */
-		int err = pt_map_range(&mmk.pt, r->base, r->base, r->pages * FRAME_SIZE, flags, 1);
+		int err = pt_map_range(&mmk.pt, r->base, r->base, r->pages * PAGE_SIZE, flags, 1);
 		if (err) {
 			klog("mm: identity map of %#llx (+%llu pages) failed: %s", (unsigned long long)r->base,
 			     (unsigned long long)r->pages, mm_strerror(err));
@@ -176,7 +176,7 @@ static uint64_t compact_on_oom(void *ctx, unsigned order, enum block_kind kind)
 	struct compact_result res;
 	if (mm_compact(fa_free_blocks(&mmk.fa) + 1, 0, &res) != MM_OK)
 		return 0;
-	return res.blocks_freed * FRAMES_PER_BLOCK;
+	return res.blocks_freed * PAGES_PER_BLOCK;
 }
 
 static int mm_boot_init(void)
@@ -193,7 +193,7 @@ static int mm_boot_init(void)
 	}
 	int err = fa_init(&mmk.fa, bi->mmap, bi->mmap_count, k_p2v(NULL, meta_pa), meta_bytes);
 	if (!err)
-		err = fa_claim_range(&mmk.fa, meta_pa >> FRAME_SHIFT, (meta_bytes + FRAME_SIZE - 1) >> FRAME_SHIFT);
+		err = fa_claim_range(&mmk.fa, meta_pa >> PAGE_SHIFT, (meta_bytes + PAGE_SIZE - 1) >> PAGE_SHIFT);
 	if (err) {
 		klog("mm: frame allocator set-up failed: %s", mm_strerror(err));
 		return -1;
@@ -226,7 +226,7 @@ static int mm_boot_init(void)
 	for (uint32_t i = 0; i < bi->mmap_count; i++) {
 		const struct boot_mem_region *r = &bi->mmap[i];
 		if (r->type == BOOT_MEM_RECLAIMABLE || r->type == BOOT_MEM_BOOTINFO)
-			mmk.reclaimed_pages += fa_free_range(&mmk.fa, r->base >> FRAME_SHIFT, r->pages);
+			mmk.reclaimed_pages += fa_free_range(&mmk.fa, r->base >> PAGE_SHIFT, r->pages);
 	}
 	if (vregion_init(&mmk.heap, &mmk.fa, &mmk.pt, MM_HEAP_BASE, MM_HEAP_SIZE) ||
 	    anon_init(&mmk.anon, &mmk.fa, &mmk.pt, MM_ANON_BASE, MM_ANON_SIZE))

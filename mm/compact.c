@@ -17,7 +17,7 @@
  * and O(blocks). */
 static uint32_t sort_candidates(struct frame_alloc *fa)
 {
-	uint32_t pos[FRAMES_PER_BLOCK];
+	uint32_t pos[PAGES_PER_BLOCK];
 	uint32_t n = 0;
 	memset(pos, 0, sizeof pos);
 	for (unsigned bk = 0; bk < FA_NBUCKETS; bk++)
@@ -25,7 +25,7 @@ static uint32_t sort_candidates(struct frame_alloc *fa)
 		     b = fa->blocks[b].next, n++)
 			pos[fa->blocks[b].nfree]++;
 	uint32_t at = 0;
-	for (unsigned nf = FRAMES_PER_BLOCK - 1; nf >= 1; nf--) {
+	for (unsigned nf = PAGES_PER_BLOCK - 1; nf >= 1; nf--) {
 		uint32_t c = pos[nf];
 		pos[nf] = at;
 		at += c;
@@ -58,9 +58,9 @@ static int move_frame(struct frame_alloc *fa, struct pgtable *pt, uint64_t src_i
 	int i = fa_find_run(&fa->blocks[tb], 0);
 	uint64_t dst_pfn = fa_take_run(fa, tb, (unsigned)i, 0, FS_MOVABLE, owner);
 	fa_block_settle(fa, tb);
-	uint64_t src_pa = (fa->base_pfn + src_idx) << FRAME_SHIFT;
-	uint64_t dst_pa = dst_pfn << FRAME_SHIFT;
-	memcpy(pt->ops->phys_to_virt(pt->ctx, dst_pa), pt->ops->phys_to_virt(pt->ctx, src_pa), FRAME_SIZE);
+	uint64_t src_pa = (fa->base_pfn + src_idx) << PAGE_SHIFT;
+	uint64_t dst_pa = dst_pfn << PAGE_SHIFT;
+	memcpy(pt->ops->phys_to_virt(pt->ctx, dst_pa), pt->ops->phys_to_virt(pt->ctx, src_pa), PAGE_SIZE);
 	if (pt_remap(pt, owner, src_pa, dst_pa) != MM_OK) {
 		fa_release_run(fa, dst_pfn - fa->base_pfn, 0);
 		return 0;
@@ -90,7 +90,7 @@ int compact(struct frame_alloc *fa, struct pgtable *pt, uint64_t want_free_block
 		uint32_t s = 0, t = n ? n - 1 : 0;
 		while (s < t && free_blocks < want_free_blocks) {
 			uint32_t src = fa->scratch[s];
-			unsigned used = FRAMES_PER_BLOCK - fa->blocks[src].nfree;
+			unsigned used = PAGES_PER_BLOCK - fa->blocks[src].nfree;
 			if (used > room)
 				break;      /* denser blocks cannot take it all */
 			if (max_moves && res->frames_moved + used > max_moves) {

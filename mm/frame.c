@@ -29,9 +29,9 @@ static int region_class(uint32_t type)
 /* A region we can use: RAM, page aligned, non-empty, no address overflow. */
 static int region_ok(const struct boot_mem_region *r)
 {
-	if (!region_class(r->type) || r->pages == 0 || (r->base & (FRAME_SIZE - 1)))
+	if (!region_class(r->type) || r->pages == 0 || (r->base & (PAGE_SIZE - 1)))
 		return 0;
-	uint64_t first = r->base >> FRAME_SHIFT;
+	uint64_t first = r->base >> PAGE_SHIFT;
 	return r->pages <= (1ull << 40) && first + r->pages > first;
 }
 
@@ -42,7 +42,7 @@ static int span_of(const struct boot_mem_region *r, size_t n, uint64_t *lo, uint
 	for (size_t k = 0; k < n; k++) {
 		if (!region_ok(&r[k]))
 			continue;
-		uint64_t first = r[k].base >> FRAME_SHIFT;
+		uint64_t first = r[k].base >> PAGE_SHIFT;
 		if (first < a)
 			a = first;
 		if (first + r[k].pages > z)
@@ -50,8 +50,8 @@ static int span_of(const struct boot_mem_region *r, size_t n, uint64_t *lo, uint
 	}
 	if (a == UINT64_MAX)
 		return 0;
-	*lo = a & ~(uint64_t)(FRAMES_PER_BLOCK - 1);
-	*hi = (z + FRAMES_PER_BLOCK - 1) & ~(uint64_t)(FRAMES_PER_BLOCK - 1);
+	*lo = a & ~(uint64_t)(PAGES_PER_BLOCK - 1);
+	*hi = (z + PAGES_PER_BLOCK - 1) & ~(uint64_t)(PAGES_PER_BLOCK - 1);
 	return 1;
 }
 
@@ -60,7 +60,7 @@ static int span_of(const struct boot_mem_region *r, size_t n, uint64_t *lo, uint
  * compactor's scratch array. */
 static size_t layout(uint64_t nblocks, size_t *off_blocks, size_t *off_scratch)
 {
-	size_t frames = (size_t)nblocks * FRAMES_PER_BLOCK * (sizeof(uint64_t) + 1);
+	size_t frames = (size_t)nblocks * PAGES_PER_BLOCK * (sizeof(uint64_t) + 1);
 	*off_blocks = (frames + 63) & ~(size_t)63;
 	*off_scratch = *off_blocks + (size_t)nblocks * sizeof(struct mblock);
 	return *off_scratch + (size_t)nblocks * sizeof(uint32_t) + 64; /* + slack to align the start */
@@ -95,7 +95,7 @@ int fa_init(struct frame_alloc *fa, const struct boot_mem_region *r, size_t n,
 	fa->base_pfn = lo;
 	fa->nblocks = (uint32_t)nblocks;
 	fa->owner = (uint64_t *)start;
-	fa->desc = (uint8_t *)(start + nblocks * FRAMES_PER_BLOCK * sizeof(uint64_t));
+	fa->desc = (uint8_t *)(start + nblocks * PAGES_PER_BLOCK * sizeof(uint64_t));
 	fa->blocks = (struct mblock *)(start + ob);
 	fa->scratch = (uint32_t *)(start + os);
 	for (unsigned k = 0; k < FA_NKINDS; k++)
@@ -124,14 +124,14 @@ int fa_init(struct frame_alloc *fa, const struct boot_mem_region *r, size_t n,
 			continue;
 		}
 		int is_free = region_class(r[k].type) == 1;
-		uint64_t first = (r[k].base >> FRAME_SHIFT) - lo;
+		uint64_t first = (r[k].base >> PAGE_SHIFT) - lo;
 		for (uint64_t idx = first; idx < first + r[k].pages; idx++) {
 			if (fd_state(fa->desc[idx]) != FS_ABSENT) {
 				overlaps++;     /* first region wins */
 				continue;
 			}
 			struct mblock *blk = &fa->blocks[idx >> BLOCK_ORDER];
-			unsigned i = (unsigned)(idx & (FRAMES_PER_BLOCK - 1));
+			unsigned i = (unsigned)(idx & (PAGES_PER_BLOCK - 1));
 			blk->ncap++;
 			if (is_free) {
 				fa->desc[idx] = fd_make(FS_FREE, 0);
@@ -153,7 +153,7 @@ int fa_init(struct frame_alloc *fa, const struct boot_mem_region *r, size_t n,
 		fa->nr[FS_FREE] += blk->nfree;
 		if (blk->ncap == 0)
 			continue;                       /* BK_ABSENT */
-		if (blk->nfree == FRAMES_PER_BLOCK) {
+		if (blk->nfree == PAGES_PER_BLOCK) {
 			/* Never written by this kernel: assume the host has not
 			 * populated it (QEMU allocates guest RAM lazily). */
 			blk->kind = BK_FREE;
@@ -161,7 +161,7 @@ int fa_init(struct frame_alloc *fa, const struct boot_mem_region *r, size_t n,
 			continue;
 		}
 		blk->kind = BK_UNMOVABLE;
-		blk->flags = BF_RESIDENT | (blk->ncap < FRAMES_PER_BLOCK ? BF_HOLEY : 0);
+		blk->flags = BF_RESIDENT | (blk->ncap < PAGES_PER_BLOCK ? BF_HOLEY : 0);
 		fa_block_settle(fa, b);
 	}
 	if (fa->total == 0)
@@ -176,7 +176,7 @@ int fa_claim_range(struct frame_alloc *fa, uint64_t pfn, uint64_t count)
 		return MM_ERANGE;
 	for (uint64_t idx = idx0; idx < idx0 + count; idx++) {
 		const struct mblock *blk = &fa->blocks[idx >> BLOCK_ORDER];
-		unsigned i = (unsigned)(idx & (FRAMES_PER_BLOCK - 1));
+		unsigned i = (unsigned)(idx & (PAGES_PER_BLOCK - 1));
 		if (fd_state(fa->desc[idx]) != FS_FREE || (blk->map[i >> 6] >> (i & 63)) & 1 ||
 		    (blk->kind != BK_FREE && blk->kind != BK_UNMOVABLE))
 			return MM_ESTATE;
@@ -191,7 +191,7 @@ int fa_claim_range(struct frame_alloc *fa, uint64_t pfn, uint64_t count)
 			blk->kind = BK_UNMOVABLE;
 			blk->flags = (uint8_t)((blk->flags & ~BF_REPORTED) | BF_RESIDENT);
 		}
-		fa_take_run(fa, b, (unsigned)(idx & (FRAMES_PER_BLOCK - 1)), 0, FS_KERNEL, 0);
+		fa_take_run(fa, b, (unsigned)(idx & (PAGES_PER_BLOCK - 1)), 0, FS_KERNEL, 0);
 		fa_block_settle(fa, b);
 	}
 	return MM_OK;
@@ -226,7 +226,7 @@ uint32_t fa_grab_free_block(struct frame_alloc *fa, enum block_kind kind)
 		 * ping-pong does not churn lists); it is still a free block. */
 		for (unsigned k = 0; k < FA_NKINDS && b == FA_NIL; k++) {
 			uint32_t c = fa->cur[k];
-			if (c != FA_NIL && fa->blocks[c].nfree == FRAMES_PER_BLOCK) {
+			if (c != FA_NIL && fa->blocks[c].nfree == PAGES_PER_BLOCK) {
 				fa->blocks[c].flags &= (uint8_t)~BF_CURRENT;
 				fa->cur[k] = FA_NIL;
 				b = c;
@@ -390,7 +390,7 @@ int fa_alloc_movable(struct frame_alloc *fa, uint64_t owner_va, uint64_t *pfn)
 {
 	/* The owner mapping is what makes the frame movable: it must exist
 	 * and be page aligned. */
-	if (!pfn || owner_va == 0 || (owner_va & (FRAME_SIZE - 1)))
+	if (!pfn || owner_va == 0 || (owner_va & (PAGE_SIZE - 1)))
 		return MM_EINVAL;
 	return alloc0(fa, BK_MOVABLE, FS_MOVABLE, owner_va, pfn);
 }
@@ -415,7 +415,7 @@ int fa_free(struct frame_alloc *fa, uint64_t pfn, unsigned order)
 		 * its free count enters a new bucket (1, 33, 65, ...) or the
 		 * block empties, so most frees touch no list. */
 		struct mblock *blk = &fa->blocks[idx >> BLOCK_ORDER];
-		unsigned i = (unsigned)(idx & (FRAMES_PER_BLOCK - 1));
+		unsigned i = (unsigned)(idx & (PAGES_PER_BLOCK - 1));
 		blk->map[i >> 6] &= ~(1ull << (i & 63));
 		if ((i >> 6) < blk->hint)
 			blk->hint = (uint8_t)(i >> 6);
@@ -424,10 +424,10 @@ int fa_free(struct frame_alloc *fa, uint64_t pfn, unsigned order)
 		fa->nr[fd_state(d)]--;
 		fa->nr[FS_FREE]++;
 		if (__builtin_expect(((nfree - 1) & ((1u << FA_BUCKET_SHIFT) - 1)) == 0 ||
-		                     nfree == FRAMES_PER_BLOCK, 0)) {
+		                     nfree == PAGES_PER_BLOCK, 0)) {
 			if (!(blk->flags & BF_CURRENT))
 				fa_block_settle(fa, (uint32_t)(idx >> BLOCK_ORDER));
-			else if (nfree == FRAMES_PER_BLOCK && fa->part_mask[blk->kind])
+			else if (nfree == PAGES_PER_BLOCK && fa->part_mask[blk->kind])
 				fa_uncurrent(fa, (enum block_kind)blk->kind);
 		}
 		return MM_OK;
@@ -444,7 +444,7 @@ int fa_free(struct frame_alloc *fa, uint64_t pfn, unsigned order)
 
 int fa_order_for_pages(uint64_t pages, unsigned *order)
 {
-	if (pages == 0 || pages > FRAMES_PER_BLOCK || !order)
+	if (pages == 0 || pages > PAGES_PER_BLOCK || !order)
 		return MM_EINVAL;
 	unsigned o = 0;
 	while ((1ull << o) < pages)
@@ -458,7 +458,7 @@ int fa_set_owner(struct frame_alloc *fa, uint64_t pfn, uint64_t owner_va)
 	uint64_t idx = pfn - fa->base_pfn;
 	if (idx >= fa_nframes(fa))
 		return MM_ERANGE;
-	if (owner_va == 0 || (owner_va & (FRAME_SIZE - 1)))
+	if (owner_va == 0 || (owner_va & (PAGE_SIZE - 1)))
 		return MM_EINVAL;
 	if (fd_state(fa->desc[idx]) != FS_MOVABLE)
 		return MM_ESTATE;
@@ -486,7 +486,7 @@ int fa_frame_info(const struct frame_alloc *fa, uint64_t pfn, struct frame_info 
 	if (idx >= fa_nframes(fa))
 		return MM_ERANGE;
 	const struct mblock *blk = &fa->blocks[idx >> BLOCK_ORDER];
-	unsigned i = (unsigned)(idx & (FRAMES_PER_BLOCK - 1));
+	unsigned i = (unsigned)(idx & (PAGES_PER_BLOCK - 1));
 	memset(out, 0, sizeof *out);
 	out->block_kind = (enum block_kind)blk->kind;
 	out->block_flags = blk->flags;
@@ -520,7 +520,7 @@ uint64_t fa_free_blocks(const struct frame_alloc *fa)
 {
 	uint64_t n = fa->lists[FA_L_FREE_RES].count + fa->lists[FA_L_FREE_NONRES].count;
 	for (unsigned k = 0; k < FA_NKINDS; k++)
-		if (fa->cur[k] != FA_NIL && fa->blocks[fa->cur[k]].nfree == FRAMES_PER_BLOCK)
+		if (fa->cur[k] != FA_NIL && fa->blocks[fa->cur[k]].nfree == PAGES_PER_BLOCK)
 			n++;
 	return n;
 }

@@ -50,11 +50,8 @@
 #include <stdint.h>
 #include "boot_info.h"
 #include "mm/mm_err.h"
+#include "units.h"
 
-#define FRAME_SHIFT       12
-#define FRAME_SIZE        4096ull
-#define BLOCK_ORDER       9                       /* 512 frames = 2 MiB */
-#define FRAMES_PER_BLOCK  (1u << BLOCK_ORDER)
 #define FA_MAX_ORDER      BLOCK_ORDER
 #define FA_NBUCKETS       16                      /* partial-block lists per kind */
 #define FA_BUCKET_SHIFT   5                       /* 512 / 16 = 32 free frames per bucket */
@@ -98,7 +95,7 @@ static inline unsigned fd_order(uint8_t d) { return (unsigned)d >> 3; }
 static inline uint8_t fd_make(unsigned state, unsigned order) { return (uint8_t)(state | (order << 3)); }
 
 struct mblock {
-	uint64_t map[FRAMES_PER_BLOCK / 64];  /* bit set = not free (allocated, ballooned or hole) */
+	uint64_t map[PAGES_PER_BLOCK / 64];  /* bit set = not free (allocated, ballooned or hole) */
 	uint16_t nfree;         /* clear bits */
 	uint16_t ncap;          /* frames that are RAM */
 	uint8_t  kind;          /* enum block_kind */

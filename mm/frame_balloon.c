@@ -110,7 +110,7 @@ int fa_report_done(struct frame_alloc *fa, const uint64_t *pfns, uint64_t n, int
 	int err = MM_OK;
 	for (uint64_t k = 0; k < n; k++) {
 		uint64_t idx = pfns[k] - fa->base_pfn;
-		if (idx >= fa_nframes(fa) || (idx & (FRAMES_PER_BLOCK - 1)) ||
+		if (idx >= fa_nframes(fa) || (idx & (PAGES_PER_BLOCK - 1)) ||
 		    fa->blocks[idx >> BLOCK_ORDER].kind != BK_ISOLATED) {
 			klog("mm: report_done for pfn %#llx which was not isolated",
 			     (unsigned long long)pfns[k]);

@@ -39,7 +39,7 @@ static int check_block_frames(const struct frame_alloc *fa, uint32_t b, uint64_t
 	}
 	if (clear != blk->nfree)
 		return fail(why, len, "block %u: nfree %u but %u clear bits", b, blk->nfree, clear);
-	for (unsigned i = 0; i < FRAMES_PER_BLOCK;) {
+	for (unsigned i = 0; i < PAGES_PER_BLOCK;) {
 		unsigned st = fd_state(fr[i]), order = fd_order(fr[i]);
 		if (st == FS_ABSENT) {
 			if (!bit(blk, i))
@@ -96,7 +96,7 @@ static int check_block_place(const struct frame_alloc *fa, uint32_t b, char *why
 		if (current)
 			return blk->list == FA_LIST_NONE ? MM_OK
 			       : fail(why, len, "block %u: current but on list %u", b, blk->list);
-		if (blk->nfree == FRAMES_PER_BLOCK)
+		if (blk->nfree == PAGES_PER_BLOCK)
 			return fail(why, len, "block %u: wholly free but kind %u", b, blk->kind);
 		unsigned want = blk->nfree ? FA_L_PART(blk->kind, fa_bucket(blk->nfree)) : FA_LIST_NONE;
 		if (blk->list != want)
@@ -106,13 +106,13 @@ static int check_block_place(const struct frame_alloc *fa, uint32_t b, char *why
 		return MM_OK;
 	}
 	case BK_FREE:
-		if (blk->nfree != FRAMES_PER_BLOCK || current)
+		if (blk->nfree != PAGES_PER_BLOCK || current)
 			return fail(why, len, "block %u: free block nfree %u flags %#x", b, blk->nfree, blk->flags);
 		if (blk->list != ((blk->flags & BF_RESIDENT) ? FA_L_FREE_RES : FA_L_FREE_NONRES))
 			return fail(why, len, "block %u: free block on list %u flags %#x", b, blk->list, blk->flags);
 		return MM_OK;
 	case BK_ISOLATED:
-		if (blk->nfree != FRAMES_PER_BLOCK || blk->list != FA_LIST_NONE)
+		if (blk->nfree != PAGES_PER_BLOCK || blk->list != FA_LIST_NONE)
 			return fail(why, len, "block %u: isolated block nfree %u list %u", b, blk->nfree, blk->list);
 		return MM_OK;
 	case BK_BALLOON:

@@ -18,7 +18,7 @@
 
 #include "mm/frame.h"
 
-#define FA_WORDS (FRAMES_PER_BLOCK / 64)
+#define FA_WORDS (PAGES_PER_BLOCK / 64)
 
 /* Take a wholly free block for `kind` (resident first; else a wholly free
  * current block of either kind). FA_NIL if none. The block is on no list. */
@@ -101,7 +101,7 @@ static inline void fa_block_settle(struct frame_alloc *fa, uint32_t b)
 	struct mblock *blk = &fa->blocks[b];
 	if (blk->flags & BF_CURRENT)
 		return;
-	if (blk->nfree == FRAMES_PER_BLOCK) {
+	if (blk->nfree == PAGES_PER_BLOCK) {
 		fa_block_make_free(fa, b, 1);
 		return;
 	}
@@ -219,7 +219,7 @@ static inline void fa_release_run(struct frame_alloc *fa, uint64_t idx, unsigned
 	struct mblock *blk = &fa->blocks[b];
 	unsigned n = 1u << order;
 	enum frame_state state = (enum frame_state)fd_state(fa->desc[idx]);
-	fa_run_clear(blk, (unsigned)(idx & (FRAMES_PER_BLOCK - 1)), order);
+	fa_run_clear(blk, (unsigned)(idx & (PAGES_PER_BLOCK - 1)), order);
 	blk->nfree = (uint16_t)(blk->nfree + n);
 	fa->desc[idx] = fd_make(FS_FREE, 0);
 	fa->nr[state] -= n;
@@ -228,7 +228,7 @@ static inline void fa_release_run(struct frame_alloc *fa, uint64_t idx, unsigned
 		/* An emptied current block stays current (alloc/free ping-pong
 		 * costs nothing) unless fuller blocks of its kind could serve
 		 * instead: then it goes back to the free blocks. */
-		if (blk->nfree == FRAMES_PER_BLOCK && fa->part_mask[blk->kind])
+		if (blk->nfree == PAGES_PER_BLOCK && fa->part_mask[blk->kind])
 			fa_uncurrent(fa, (enum block_kind)blk->kind);
 		return;
 	}

@@ -58,7 +58,7 @@ static int overlaps_ram(const struct boot_info *bi, uint64_t start, uint64_t end
 		if (t != BOOT_MEM_USABLE && t != BOOT_MEM_RECLAIMABLE && t != BOOT_MEM_KERNEL &&
 		    t != BOOT_MEM_BOOTINFO && t != BOOT_MEM_ACPI_RECLAIM)
 			continue;
-		if (start < r->base + r->pages * FRAME_SIZE && r->base < end)
+		if (start < r->base + r->pages * PAGE_SIZE && r->base < end)
 			return 1;
 	}
 	return 0;
@@ -84,7 +84,7 @@ static int map_uncached(uint64_t start, uint64_t end)
 		}
 		if (err)
 			return err;
-		pa += FRAME_SIZE;
+		pa += PAGE_SIZE;
 	}
 	return MM_OK;
 }
@@ -92,8 +92,8 @@ static int map_uncached(uint64_t start, uint64_t end)
 void *mmio_map(uint64_t pa, uint64_t len)
 {
 	const struct boot_info *bi = boot_info_get();
-	uint64_t start = pa & ~(FRAME_SIZE - 1);
-	uint64_t end = (pa + len + FRAME_SIZE - 1) & ~(FRAME_SIZE - 1);
+	uint64_t start = pa & ~(PAGE_SIZE - 1);
+	uint64_t end = (pa + len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 	if (!bi || len == 0 || end <= start || end > (1ull << 46)) {
 		klog("mmio: cannot map %#llx+%#llx", (unsigned long long)pa, (unsigned long long)len);
 		return NULL;
@@ -145,9 +145,9 @@ void *dma_alloc_pages(size_t pages, uint64_t *pa)
 	}
 	if (fa_alloc(&mmk.fa, order, &pfn) != MM_OK)
 		return NULL;
-	*pa = pfn << FRAME_SHIFT;
+	*pa = pfn << PAGE_SHIFT;
 	void *va = phys_to_virt(*pa);
-	memset(va, 0, FRAME_SIZE << order);
+	memset(va, 0, PAGE_SIZE << order);
 	return va;
 }
 
@@ -159,7 +159,7 @@ void dma_free_pages(void *va, size_t pages)
 		klog("dma: bad free of %p (%llu pages)", va, (unsigned long long)pages);
 		return;
 	}
-	fa_free(&mmk.fa, (v - BOOT_HHDM_BASE) >> FRAME_SHIFT, order);   /* logs a bad free itself */
+	fa_free(&mmk.fa, (v - BOOT_HHDM_BASE) >> PAGE_SHIFT, order);   /* logs a bad free itself */
 }
 
 /* ---------------------------------------------------------------- anonymous memory */

@@ -4,15 +4,12 @@
  * Implemented by mm/kmem.c on the kernel's own page tables (mm/boot_init.c
  * builds them at INIT_MM): callers need not know how memory is managed.
  */
-#ifndef KERNEL_KMEM_H
-#define KERNEL_KMEM_H
+#ifndef MM_KMEM_H
+#define MM_KMEM_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-#define PAGE_SIZE  4096ull
-#define PAGE_SHIFT 12
-#define BLOCK_SIZE (2ull << 20)   /* 2 MiB: the unit the balloon works in */
+#include "units.h"
 
 /* Direct map: every physical address below boot_info.max_phys. */
 void *phys_to_virt(uint64_t pa);

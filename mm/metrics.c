@@ -14,14 +14,14 @@ void fa_stats(const struct frame_alloc *fa, struct mm_stats *s)
 	s->kernel = fa->nr[FS_KERNEL];
 	s->movable = fa->nr[FS_MOVABLE];
 	s->balloon = fa->nr[FS_BALLOON];
-	s->reported = (uint64_t)fa->nr_reported_blocks * FRAMES_PER_BLOCK;
+	s->reported = (uint64_t)fa->nr_reported_blocks * PAGES_PER_BLOCK;
 	s->bad_frees = fa->bad_frees;
 	for (uint32_t b = 0; b < fa->nblocks; b++) {
 		const struct mblock *blk = &fa->blocks[b];
 		if (blk->kind == BK_ABSENT)
 			continue;
 		s->blocks_total++;
-		if (blk->nfree == FRAMES_PER_BLOCK) {
+		if (blk->nfree == PAGES_PER_BLOCK) {
 			/* BK_FREE, ISOLATED, or a current block that emptied */
 			s->blocks_free++;
 			if (blk->flags & BF_RESIDENT)
@@ -35,11 +35,11 @@ void fa_stats(const struct frame_alloc *fa, struct mm_stats *s)
 		default: break;
 		}
 	}
-	s->free_in_blocks = s->blocks_free * FRAMES_PER_BLOCK;
+	s->free_in_blocks = s->blocks_free * PAGES_PER_BLOCK;
 	s->whole_permille = s->free ? (unsigned)(s->free_in_blocks * 1000 / s->free) : 1000;
 }
 
-#define MIB(frames) ((unsigned long long)((frames) >> 8))   /* 256 frames per MiB */
+#define MIB_OF(pages) ((unsigned long long)PAGES_TO_MIB(pages))
 
 int mm_stats_format(const struct mm_stats *s, char *buf, size_t len)
 {
@@ -48,9 +48,9 @@ int mm_stats_format(const struct mm_stats *s, char *buf, size_t len)
 		"kernel %llu MiB, movable %llu MiB, balloon %llu MiB, reported %llu MiB\n"
 		"blocks: %llu total, %llu free (%llu resident), %llu unmovable, %llu movable, "
 		"%llu balloon; bad frees %llu\n",
-		MIB(s->total), MIB(s->free), MIB(s->free_in_blocks),
+		MIB_OF(s->total), MIB_OF(s->free), MIB_OF(s->free_in_blocks),
 		s->whole_permille / 10, s->whole_permille % 10,
-		MIB(s->kernel), MIB(s->movable), MIB(s->balloon), MIB(s->reported),
+		MIB_OF(s->kernel), MIB_OF(s->movable), MIB_OF(s->balloon), MIB_OF(s->reported),
 		(unsigned long long)s->blocks_total, (unsigned long long)s->blocks_free,
 		(unsigned long long)s->blocks_free_resident, (unsigned long long)s->blocks_unmovable,
 		(unsigned long long)s->blocks_movable, (unsigned long long)s->blocks_balloon,

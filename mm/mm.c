@@ -4,6 +4,7 @@
  * before bring-up finished: it does nothing and says so by its result.
  */
 #include <string.h>
+#include "hw/io.h"
 #include "mm/mm.h"
 #include "mm/mm_kernel.h"
 
@@ -20,9 +21,9 @@ int mm_compact(uint64_t want_free_blocks, uint64_t max_moves, struct compact_res
 {
 	if (!mmk.ready)
 		return MM_ESTATE;
-	uint64_t flags = mm_irq_save();
+	uint64_t flags = irq_save();
 	int err = compact(&mmk.fa, &mmk.pt, want_free_blocks, max_moves, res);
-	mm_irq_restore(flags);
+	irq_restore(flags);
 	return err;
 }
 

@@ -26,20 +26,6 @@ struct mm_kernel {
 
 extern struct mm_kernel mmk;
 
-/* Interrupt state around work an interrupt handler must not see half done. */
-static inline uint64_t mm_irq_save(void)
-{
-	uint64_t flags;
-	__asm__ __volatile__("pushfq; pop %0; cli" : "=r"(flags) :: "memory");
-	return flags;
-}
-
-static inline void mm_irq_restore(uint64_t flags)
-{
-	if (flags & (1ull << 9))   /* IF */
-		__asm__ __volatile__("sti" ::: "memory");
-}
-
 /* Early MMIO mappings handed out on the loader's tables, re-created in ours. */
 void mm_early_mmio_replay(void);
 

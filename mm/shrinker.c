@@ -13,6 +13,7 @@
 #include <string.h>
 #include "mm/shrinker.h"
 #include "klog.h"
+#include "units.h"
 
 struct shrinker {
 	int used;
@@ -31,7 +32,6 @@ static uint64_t next_seq = 1;
 static int in_reclaim;
 static struct shrinker_totals totals;
 
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /* Order key: (priority, seq). a before b? */
 static int before(int pa, uint64_t sa, int pb, uint64_t sb)

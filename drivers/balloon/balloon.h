@@ -1,6 +1,11 @@
 /*
  * balloon.h - the virtio balloon's core: policy and bookkeeping, independent
- * of PCI and of the page allocator, so it runs in host tests unchanged.
+ * of PCI and of the page allocator, so it runs in host tests unchanged. Its
+ * files: books.c (bitmaps, elements, self-check), policy.c (features, knobs,
+ * target, rate bucket: pure), balloon.c (init, poll, acks), inflate.c
+ * (inflate, deflate), report.c (free page reporting), oom.c (deflate on OOM),
+ * stats.c (stats queue), show.c (status text); private state in internal.h.
+ * The wire format is proto.h; the device shell virtio_balloon.c.
  *
  * It talks to three things, all given at balloon_init:
  *   - the device's queues: struct virtq (drivers/virtq.h) for inflate,
@@ -95,47 +100,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "klog.h"
+#include "drivers/balloon/proto.h"
 #include "drivers/virtio/virtq.h"
+#include "klog.h"
+#include "units.h"
 
-/* ---- protocol (virtio spec "Traditional Memory Balloon Device") */
-#define VIRTIO_ID_BALLOON                 5
-#define VIRTIO_BALLOON_F_MUST_TELL_HOST   0
-#define VIRTIO_BALLOON_F_STATS_VQ         1
-#define VIRTIO_BALLOON_F_DEFLATE_ON_OOM   2
-#define VIRTIO_BALLOON_F_FREE_PAGE_HINT   3
-#define VIRTIO_BALLOON_F_PAGE_POISON      4
-#define VIRTIO_BALLOON_F_REPORTING        5
-#define VIRTIO_F_VERSION_1                32
-#define VIRTIO_BALLOON_PFN_SHIFT          12
-
-/* Device config space offsets (all le32). */
-#define VIRTIO_BALLOON_CFG_NUM_PAGES      0
-#define VIRTIO_BALLOON_CFG_ACTUAL         4
-#define VIRTIO_BALLOON_CFG_FREE_PAGE_HINT_CMD_ID 8
-#define VIRTIO_BALLOON_CFG_POISON_VAL     12
-
-/* Stats tags. */
-#define VIRTIO_BALLOON_S_SWAP_IN   0
-#define VIRTIO_BALLOON_S_SWAP_OUT  1
-#define VIRTIO_BALLOON_S_MAJFLT    2
-#define VIRTIO_BALLOON_S_MINFLT    3
-#define VIRTIO_BALLOON_S_MEMFREE   4
-#define VIRTIO_BALLOON_S_MEMTOT    5
-#define VIRTIO_BALLOON_S_AVAIL     6
-#define VIRTIO_BALLOON_S_CACHES    7
-#define VIRTIO_BALLOON_S_HTLB_PGALLOC 8
-#define VIRTIO_BALLOON_S_HTLB_PGFAIL  9
-
-struct virtio_balloon_stat {
-	le16 tag;
-	le64 val;
-} __attribute__((packed));
-
-/* ---- sizes */
-#define BALLOON_PAGES_PER_BLOCK 512u   /* 2 MiB / 4 KiB */
-#define BALLOON_BLOCK_ORDER     9u     /* give_back order of a whole block */
-#define BALLOON_PFNS_PER_DESC   256u   /* 1 KiB of le32: what every host accepts */
+/* ---- sizes (pages and blocks: units.h) */
+#define BALLOON_PFNS_PER_DESC   256u   /* 1 KiB of le32: what every host accepts in one descriptor */
 #define BALLOON_MAX_RUN_ORDER   8u     /* small runs: at most half a block */
 #define BALLOON_SLOTS           64u    /* elements in flight (both queues) */
 #define BALLOON_ELEM_RUNS       32u    /* runs one small-run element may carry */
@@ -143,11 +114,10 @@ struct virtio_balloon_stat {
 #define BALLOON_REPORT_BLOCKS   64u    /* blocks isolated per report round (128 MiB) */
 #define BALLOON_REPORT_DESCS    32u    /* descriptors per report element (QEMU's queue size) */
 #define BALLOON_REPORT_RUN_BLOCKS 512u /* largest run in one descriptor (1 GiB: fits le32 len) */
-#define BALLOON_DEFAULT_OOM_PAGES (4u * BALLOON_PAGES_PER_BLOCK)   /* 8 MiB */
-#define BALLOON_SLOT_BYTES      (BALLOON_PAGES_PER_BLOCK * 4u)
+#define BALLOON_DEFAULT_OOM_PAGES (4u * PAGES_PER_BLOCK)   /* 8 MiB */
+#define BALLOON_SLOT_BYTES      (PAGES_PER_BLOCK * 4u)
 /* DMA memory balloon_init needs: the PFN arrays, then the stats buffer. */
 #define BALLOON_DMA_BYTES       (BALLOON_SLOTS * BALLOON_SLOT_BYTES + 4096u)
-#define BALLOON_MAX_PFN         (1ull << 32)  /* PFNs are le32 on the wire */
 
 /* ---- queue numbering and features */
 
@@ -285,27 +255,9 @@ struct balloon_setup {
  * per 2 MiB of address space). */
 size_t balloon_track_bytes(uint64_t max_pfn);
 
-/* ---- the core */
+/* ---- the core (its state is private: internal.h) */
 
-enum balloon_elem_state { ELEM_FREE, ELEM_INFLATE, ELEM_DEFLATE };
-
-struct balloon_run {
-	uint64_t pfn;
-	uint32_t count;
-};
-
-/* One element: the PFN array (in DMA memory) and a private copy of what it
- * carries (whole taken ranges: count is a power of two, aligned); the device
- * could overwrite the array, the copy is what counts. */
-struct balloon_elem {
-	uint8_t  state;                 /* enum balloon_elem_state */
-	uint8_t  nruns;
-	uint32_t pages;
-	uint64_t submitted_ns;
-	le32    *pfns;                  /* BALLOON_PAGES_PER_BLOCK entries, DMA */
-	uint64_t pfns_pa;
-	struct balloon_run runs[BALLOON_ELEM_RUNS];
-};
+struct balloon;
 
 /* Why the balloon is not where the host wants it (console, tests). */
 enum balloon_limit_reason {
@@ -321,20 +273,6 @@ enum balloon_short_reason {
 	BSHORT_ALLOC_ERROR,  /* the allocator returned a bad range: inflate stopped */
 };
 
-enum balloon_report_state { REPORT_IDLE, REPORT_ARMED, REPORT_BUSY };
-
-/* Free page reporting: one element in flight at most. */
-struct balloon_report {
-	uint8_t  state;               /* enum balloon_report_state */
-	uint8_t  in_flight;           /* the element below is on the queue */
-	uint64_t due_ns;              /* ARMED: report at this time */
-	uint64_t submitted_ns;
-	unsigned n;                   /* isolated blocks in flight */
-	uint64_t pfns[BALLOON_REPORT_BLOCKS];
-	uint64_t rounds, blocks, runs, put_back;
-	int      stall_logged, broken_logged;
-};
-
 enum balloon_state {
 	BALLOON_AT_TARGET,   /* actual == target, nothing in flight */
 	BALLOON_INFLATING,
@@ -344,79 +282,29 @@ enum balloon_state {
 	BALLOON_BROKEN,      /* a queue broke; stopped for good */
 };
 
-struct balloon {
-	struct balloon_setup s;
-
-	uint64_t *bitmap;          /* 1 = frame is in the balloon, acked */
-	uint64_t *heads;           /* 1 = first frame of a range as taken */
-	uint16_t *blk_count;       /* ballooned (acked) frames per 2 MiB block */
-	uint64_t  nblocks;
-
-	uint64_t settled;          /* frames in the bitmap */
-	uint64_t block_runs;       /* settled ranges that are whole 2 MiB blocks */
-	uint64_t inflating;        /* frames in inflate elements in flight */
-	uint64_t deflating;        /* frames in deflate elements in flight */
-	uint64_t deflate_cursor;   /* where the next whole-block search starts */
-
-	struct balloon_elem elems[BALLOON_SLOTS];
-	unsigned nfree_elems;
-
-	uint32_t num_pages;        /* last value read from the device */
-	int      have_num_pages;
-	uint64_t target;           /* clamped */
-	uint32_t actual_written;
-	int      have_written;
-
-	/* per-target progress */
-	int      blocks_dry;       /* take_blocks gave less than asked (after compaction) */
-	int      compact_tried;
-	int      run_order_cap;    /* largest small-run order worth asking for, -1 none */
-	int      short_of_memory;
-	int      short_reported;
-	int      done_reported;
-	uint64_t retry_at_ns;
-
-	int      stalled;
-	uint64_t cfg_fail_since_ns; /* config reads failing since (0 = they work) */
-	int      broken;
-	int      mem_error;        /* memory ops returned garbage: inflate stopped */
-
-	struct virtio_balloon_stat *stats;  /* DMA */
-	uint64_t stats_pa;
-	int      stats_queued;
-
-	uint64_t blocks_sent, runs_sent, deflates_sent, acks;
-
-	/* policy */
-	int      host_set;          /* the host changed num_pages since boot: initial is off */
-	int      have_first_np;
-	uint32_t first_np;          /* num_pages at the first read */
-	int      params_changed;    /* recompute the target at the next poll */
-	enum balloon_limit_reason limit_reason;
-	enum balloon_short_reason short_reason;
-	uint64_t rate_tokens;       /* pages of inflation credit */
-	uint64_t rate_last_ns;
-	int      rate_limited;      /* the last inflate step waited for credit */
-	int      reclaim_dry;       /* the shrinkers gave nothing: not again before a retry */
-	uint64_t reclaimed;         /* pages the shrinkers freed for the balloon */
-	uint64_t reclaim_calls;
-
-	/* deflate on OOM */
-	int      in_poll, in_oom;
-	int      oom_capped;        /* target held at oom_cap until the host changes num_pages */
-	uint64_t oom_cap;
-	int      oom_waiting;       /* an OOM deflate timed out; its acks are still out */
-	uint64_t oom_calls, oom_deflates, oom_pages, oom_timeouts, oom_refused;
-	uint64_t oom_logged;        /* oom_deflates already announced by a poll */
-	uint64_t oom_timeouts_logged;
-
-	/* totals */
-	uint64_t pages_inflated, pages_deflated;   /* acked by the host */
-
-	struct balloon_report rep;
-
-	struct klog_limit lim_clamp, lim_target, lim_status, lim_stall, lim_mem, lim_oom, lim_rep;
+/* A snapshot of what the core knows, for the console, the kernel glue and
+ * tests (all in 4 KiB pages unless named otherwise). */
+struct balloon_status {
+	enum balloon_state state;
+	uint64_t target;           /* what the policy wants now */
+	uint64_t actual;           /* as the device should see it */
+	uint64_t owned;            /* every frame the balloon holds, acked or in flight */
+	uint64_t inflating, deflating;
+	uint32_t host_num_pages;   /* last num_pages read from the device */
+	int      host_set;         /* the host changed num_pages since boot */
+	int      actual_written;   /* `actual` was written to the device at least once */
+	uint32_t actual_device;    /* the last value written */
+	int      reporting;        /* free page reporting is running */
+	uint64_t report_isolated;  /* pages isolated for a report in flight (not free to allocate) */
+	uint64_t reclaimed;        /* pages the shrinkers freed for the balloon */
+	enum balloon_limit_reason limit;
+	enum balloon_short_reason shortfall;
 };
+
+/* Allocate a core's state (zeroed; kernel: once, reused across resets). NULL
+ * when out of memory. balloon_free releases it (host tests). */
+struct balloon *balloon_alloc(void);
+void balloon_free(struct balloon *b);
 
 /* Check the setup, carve the memory, queue the stats buffer. 0, or -1 with
  * one log line if the setup is unusable. */
@@ -433,6 +321,8 @@ void balloon_poll(struct balloon *b, uint64_t now_ns);
  * Setting initial_pages counts as a new target: it lifts an OOM hold.
  * Returns the number of values clamped. */
 int balloon_set_params(struct balloon *b, const struct balloon_params *p);
+/* The knobs in force (defaults filled in, clamps applied). */
+const struct balloon_params *balloon_get_params(const struct balloon *b);
 
 /* The allocator's OOM notifier (see the header comment): returns frames
  * given back to the allocator during this call (deflated or, with free page
@@ -446,11 +336,15 @@ uint64_t balloon_release_all(struct balloon *b);
 
 enum balloon_state balloon_state(const struct balloon *b);
 const char *balloon_state_name(enum balloon_state st);
+void balloon_get_status(const struct balloon *b, struct balloon_status *st);
 /* actual as the device should see it: acked inflated, not yet deflate-acked. */
-static inline uint64_t balloon_actual(const struct balloon *b) { return b->settled + b->deflating; }
+uint64_t balloon_actual(const struct balloon *b);
 /* Every frame the balloon owns (acked or in flight either way). */
-static inline uint64_t balloon_owned(const struct balloon *b)
-{ return b->settled + b->inflating + b->deflating; }
+uint64_t balloon_owned(const struct balloon *b);
+/* Frames in elements the host has not acked yet (inflate + deflate). */
+uint64_t balloon_in_flight(const struct balloon *b);
+/* The target the policy computes now (pages), as balloon_poll uses it. */
+uint64_t balloon_target(const struct balloon *b);
 
 /* One status line (no newline) for the console and tests. */
 void balloon_format_status(const struct balloon *b, char *buf, size_t len);
@@ -464,9 +358,6 @@ const char *balloon_short_name(enum balloon_short_reason r);
  * the same as on the stats queue; returns how many. */
 unsigned balloon_stats_fill(const struct balloon *b, struct virtio_balloon_stat *out, unsigned max);
 const char *balloon_stat_name(unsigned tag);
-
-/* The target the policy computes now (pages), as balloon_poll uses it. */
-static inline uint64_t balloon_target(const struct balloon *b) { return b->target; }
 
 /* Check every internal invariant (bitmap vs counters vs elements, no overlap
  * between in-flight runs and ballooned frames, actual written). 0 if all

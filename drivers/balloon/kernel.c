@@ -9,9 +9,12 @@
  *   free_pages / total_pages -> mm_free_pages / mm_total_pages
  *   report_*    -> mm_report_pending / _isolate / _done
  *   reclaim     -> the shrinker registry (what the caches can free)
+ * and the allocator's OOM notifier for deflate on OOM (and reported blocks
+ * handed back early).
  * ctx is unused (NULL): there is one allocator.
  */
 #include "drivers/balloon/kernel.h"
+#include "drivers/balloon/virtio_balloon.h"
 #include "mm/mm.h"
 #include "mm/shrinker.h"
 
@@ -62,3 +65,15 @@ static uint64_t rc_reclaim(void *ctx, uint64_t pages) { return shrinker_reclaim(
 const struct balloon_reclaim_ops balloon_kernel_reclaim_ops = { rc_count, rc_reclaim };
 
 uint64_t balloon_kernel_max_pfn(void) { return mm_max_pfn(); }
+
+/* The allocator asks when it runs dry. Harmless while the device is down:
+ * registered once, it does nothing until the core runs again. */
+static uint64_t on_oom(void *ctx, unsigned order, enum block_kind kind)
+{
+	struct virtio_balloon_dev *d = virtio_balloon_get();
+	if (!d || !d->core_up || !d->transport_up)
+		return 0;
+	return balloon_oom(d->b, 1ull << order);
+}
+
+int balloon_kernel_register_oom(void) { return mm_add_oom_notifier(on_oom, NULL) == MM_OK ? 0 : -1; }

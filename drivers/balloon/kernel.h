@@ -1,6 +1,7 @@
 /*
  * kernel.h - the balloon core's seams bound to this kernel (kernel.c): memory
- * through mm/'s public calls, reclaim through the shrinker registry. The
+ * through mm/'s public calls, reclaim through the shrinker registry, the OOM
+ * notifier; and the knobs (balloon_cmd.c). The
  * device shell (virtio_balloon.c) hands these to balloon_init; before mm/ is
  * up every memory op does nothing (no blocks, no free pages).
  */
@@ -14,5 +15,10 @@ extern const struct balloon_mem_ops balloon_kernel_mem_ops;
 extern const struct balloon_reclaim_ops balloon_kernel_reclaim_ops;
 /* PFNs the allocator can lend are below this (0 before mm/ is up). */
 uint64_t balloon_kernel_max_pfn(void);
+/* Register the allocator's OOM notifier for the device's core (once). */
+int balloon_kernel_register_oom(void);
+
+/* The balloon.* knobs as core params (balloon_cmd.c). */
+void balloon_knobs_to_params(struct balloon_params *p);
 
 #endif

@@ -1,73 +1,25 @@
 /*
- * virtio_balloon.c - bind the balloon core to the virtio-pci transport and
- * the kernel; see virtio_balloon.h.
+ * virtio_balloon.c - the virtio balloon device: find it, bring it up in the
+ * spec's order, route its interrupts, recover it after a reset, and drive the
+ * core from the work loop; see virtio_balloon.h. Its knobs and console
+ * command are in balloon_cmd.c, its memory and OOM binding in kernel.c.
  */
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include "kclock.h"
 #include "drivers/pci/msix.h"
 #include "kernel/arch/arch.h"
-#include "kernel/lib/cmdline.h"
-#include "kernel/lib/console.h"
 #include "kernel/lib/initcall.h"
 #include "mm/kmem.h"
 #include "kernel/arch/time.h"
 #include "klog.h"
-#include "mm/mm.h"
 #include "drivers/balloon/kernel.h"
 #include "drivers/balloon/virtio_balloon.h"
 #include "drivers/virtio/virtio_pci_hw.h"
 
-#define MIB (1ull << 20)
-
 static struct virtio_balloon_dev vb;
 static int found;
-
-/* ---- knobs: command line and `set` at run time (on_set applies them) */
-
-static uint64_t opt_initial;
-static uint64_t opt_max;
-static uint64_t opt_min_free = 16 * MIB;
-static uint64_t opt_rate;                  /* MiB/s */
-static uint64_t opt_report_delay_ms = 2000;
-
-static int apply_knobs(void);
-
-/* These options act at once when `set` changes them (apply_knobs). */
-CMDLINE_SIZE_ON_SET(balloon_initial, "balloon.initial", &opt_initial, 0, 1ull << 40,
-                    "balloon size at boot, until the host sets a target (0 = none)", apply_knobs);
-CMDLINE_SIZE_ON_SET(balloon_max, "balloon.max", &opt_max, 0, 1ull << 40,
-                    "largest balloon (0 = only min_free limits it)", apply_knobs);
-CMDLINE_SIZE_ON_SET(balloon_min_free, "balloon.min_free", &opt_min_free, 0, 1ull << 40,
-                    "memory the balloon always leaves free", apply_knobs);
-CMDLINE_U64_ON_SET(balloon_rate, "balloon.rate", &opt_rate, 0, 1ull << 20,
-                   "inflation limit in MiB/s (0 = unlimited)", apply_knobs);
-CMDLINE_U64_ON_SET(balloon_report_delay, "balloon.report_delay", &opt_report_delay_ms, 0, 3600000,
-                   "free page reporting: milliseconds after frees before reporting", apply_knobs);
-
-static void knobs_to_params(struct balloon_params *p)
-{
-	p->initial_pages = opt_initial / PAGE_SIZE;
-	p->max_pages = opt_max / PAGE_SIZE;
-	p->min_free_pages = opt_min_free / PAGE_SIZE;
-	p->rate_pages_per_s = opt_rate * (MIB / PAGE_SIZE);
-	p->report_delay_ns = opt_report_delay_ms * NS_PER_MS;
-}
-
-static int apply_knobs(void)
-{
-	if (!vb.core_up || !vb.transport_up)
-		return -1;   /* `set` says it could not take effect */
-	struct balloon_params p = vb.b.s.params;
-	knobs_to_params(&p);
-	if (p.initial_pages != vb.b.s.params.initial_pages && vb.b.host_set)
-		klog("balloon: the host has set a target (%u pages): balloon.initial no longer applies",
-		     vb.b.num_pages);
-	balloon_set_params(&vb.b, &p);   /* clamps say so themselves, one line each */
-	return 0;
-}
 
 struct virtio_balloon_dev *virtio_balloon_get(void) { return found ? &vb : NULL; }
 
@@ -93,16 +45,6 @@ static const struct balloon_transport_ops transport_ops = {
 	.read_num_pages = read_num_pages, .write_actual = write_actual, .relax = relax,
 };
 
-/* ---- the allocator's OOM notifier */
-
-static uint64_t vb_oom(void *ctx, unsigned order, enum block_kind kind)
-{
-	struct virtio_balloon_dev *d = &vb;
-	if (!d->core_up || !d->transport_up)
-		return 0;
-	return balloon_oom(&d->b, 1ull << order);
-}
-
 /* ---- interrupts
  *
  * MSI-X entry 0 signals a configuration change (a new target), entry 1 the
@@ -112,11 +54,8 @@ static uint64_t vb_oom(void *ctx, unsigned order, enum block_kind kind)
  * (no capability, no vectors, a device that refuses them) the poller alone
  * still sees everything, once per tick. */
 static struct pci_msix msix;
-static int msix_on;
-static volatile uint64_t irq_config, irq_queue;
-
-static int on_config_irq(struct trap_frame *tf) { irq_config++; lapic_eoi(); return 1; }
-static int on_queue_irq(struct trap_frame *tf) { irq_queue++; lapic_eoi(); return 1; }
+static int on_config_irq(struct trap_frame *tf) { vb.irq_config++; lapic_eoi(); return 1; }
+static int on_queue_irq(struct trap_frame *tf) { vb.irq_queue++; lapic_eoi(); return 1; }
 
 /* After FEATURES_OK, before the queues: vp_setup_queue uses vp.queue_vector.
  * Called again after every reset (the device forgets its vectors then); the
@@ -131,7 +70,7 @@ static void setup_interrupts(struct virtio_balloon_dev *d)
 		vec_config = irq_alloc_vector(on_config_irq);
 	if (vec_queue < 0)
 		vec_queue = irq_alloc_vector(on_queue_irq);
-	msix_on = 0;
+	d->msix_on = 0;
 	if (vec_config >= 0 && vec_queue >= 0 && !table_tried++)
 		table_mapped = pci_msix_init(&msix, d->pd, &why) == 0;   /* maps the table: once */
 	if (vec_config < 0 || vec_queue < 0)
@@ -146,7 +85,7 @@ static void setup_interrupts(struct virtio_balloon_dev *d)
 		pci_msix_enable(&msix, 1);
 		if (vp_set_config_vector(&d->vp, 0) == 0) {
 			d->vp.queue_vector = 1;
-			msix_on = 1;
+			d->msix_on = 1;
 			return;
 		}
 		pci_msix_enable(&msix, 0);
@@ -211,7 +150,9 @@ static void start_core(struct virtio_balloon_dev *d, int first)
 		d->track = dma_alloc_pages(track_pages, &track_pa);
 		d->track_len = d->track ? track_pages * PAGE_SIZE : 0;
 	}
-	if (!d->dma || !d->track) {
+	if (!d->b)
+		d->b = balloon_alloc();
+	if (!d->dma || !d->track || !d->b) {
 		klog("virtio-balloon: no memory for %u + %zu pages of buffers; balloon idle",
 		     (unsigned)(BALLOON_DMA_BYTES / PAGE_SIZE), track_pages);
 		return;
@@ -227,18 +168,18 @@ static void start_core(struct virtio_balloon_dev *d, int first)
 		.dma = d->dma, .dma_pa = d->dma_pa, .dma_len = BALLOON_DMA_BYTES,
 		.track = d->track, .track_len = d->track_len, .max_pfn = max_pfn,
 	};
-	knobs_to_params(&s.params);
-	if (balloon_init(&d->b, &s) != 0)
+	balloon_knobs_to_params(&s.params);
+	if (balloon_init(d->b, &s) != 0)
 		return;
 	d->core_up = 1;
 	/* Deflate on OOM, and reported blocks handed back early, both need
 	 * the allocator to ask us when it runs dry. Once: the notifier checks
 	 * core_up/transport_up, so it is harmless while the device is down. */
-	if (!oom_registered++ && mm_add_oom_notifier(vb_oom, d) != 0)
+	if (!oom_registered++ && balloon_kernel_register_oom() != 0)
 		klog("virtio-balloon: cannot register an OOM notifier: no deflate on OOM");
 }
 
-static void feature_names(uint64_t f, char *buf, size_t len)
+void virtio_balloon_feature_names(uint64_t f, char *buf, size_t len)
 {
 	static const struct { unsigned bit; const char *name; } names[] = {
 		{ VIRTIO_BALLOON_F_MUST_TELL_HOST, "must-tell-host" }, { VIRTIO_BALLOON_F_STATS_VQ, "stats" },
@@ -298,7 +239,7 @@ static int bring_up(struct virtio_balloon_dev *d, int first)
 		const struct pci_dev *pd = d->pd;
 		const struct pci_bar *bar = &pd->bar[d->vp.r[VP_COMMON].bar];
 		char names[96];
-		feature_names(d->vp.features, names, sizeof names);
+		virtio_balloon_feature_names(d->vp.features, names, sizeof names);
 		klog("virtio-balloon: %02x:%02x.%u %s, BAR%u %#llx, features 0x%llx of 0x%llx, "
 		     "queues inflate %u/%u deflate %u/%u stats %s reporting %s",
 		     pd->bus, pd->dev, pd->fn, pd->device >= VIRTIO_PCI_MODERN_BASE ? "modern" : "transitional",
@@ -363,7 +304,7 @@ static void recover(struct virtio_balloon_dev *d, enum vb_cause cause)
 	if (vp_reset(&d->vp) != 0) {
 		/* vp_reset said the device did not confirm. It may still write into
 		 * what it was given: every frame stays the balloon's. */
-		uint64_t held = d->core_up ? balloon_owned(&d->b) : 0;
+		uint64_t held = d->core_up ? balloon_owned(d->b) : 0;
 		d->held_for_good += held;
 		klog("virtio-balloon: %s; reset not confirmed, keeping the %llu MiB (%llu pages) the "
 		     "balloon holds for good; leaving it off", what,
@@ -372,7 +313,7 @@ static void recover(struct virtio_balloon_dev *d, enum vb_cause cause)
 		return;
 	}
 	d->resets++;
-	uint64_t back = d->core_up ? balloon_release_all(&d->b) : 0;
+	uint64_t back = d->core_up ? balloon_release_all(d->b) : 0;
 	d->core_up = 0;
 	d->reclaimed += back;
 	char freed[64];
@@ -413,8 +354,8 @@ void virtio_balloon_poll(uint64_t now)
 	}
 	if (!d->core_up)
 		return;
-	balloon_poll(&d->b, now);
-	if (balloon_state(&d->b) == BALLOON_BROKEN)
+	balloon_poll(d->b, now);
+	if (balloon_state(d->b) == BALLOON_BROKEN)
 		recover(d, VB_BROKEN);   /* the core said why, once */
 }
 POLLER(virtio_balloon_poll);
@@ -427,83 +368,3 @@ int virtio_balloon_reset(void)
 	recover(d, VB_REQUESTED);
 	return d->transport_up ? 0 : -1;
 }
-
-/* ---- console */
-
-static int cmd_balloon(int argc, char **argv)
-{
-	struct virtio_balloon_dev *d = virtio_balloon_get();
-	if (!d) {
-		printf("balloon: no device\n");
-		return 1;
-	}
-	const char *sub = argc > 1 ? argv[1] : "";
-	if (argc > 2 || (*sub && strcmp(sub, "check") && strcmp(sub, "stats") && strcmp(sub, "reset"))) {
-		printf("usage: balloon [check | stats | reset]; knobs: set balloon.<initial|max|min_free|rate|"
-		       "report_delay> <value>\n");
-		return 1;
-	}
-	if (!strcmp(sub, "reset")) {
-		if (!d->transport_up) {
-			printf("balloon: device not up (%s)\n", d->down_why ? d->down_why : "down");
-			return 1;
-		}
-		int rc = virtio_balloon_reset();
-		printf("balloon: reset %s; device %s, %llu pages reclaimed in all\n", rc ? "FAILED" : "done",
-		       d->transport_up ? "up again" : "down", (unsigned long long)d->reclaimed);
-		return rc ? 1 : 0;
-	}
-	if (*sub && !d->core_up) {
-		printf("balloon: core not running\n");
-		return 1;
-	}
-	if (!strcmp(sub, "check")) {
-		char why[160];
-		if (balloon_check(&d->b, why, sizeof why) != 0) {
-			printf("balloon: check FAILED: %s\n", why);
-			return 1;
-		}
-		printf("balloon: books consistent\n");
-		return 0;
-	}
-	if (!strcmp(sub, "stats")) {
-		struct virtio_balloon_stat st[BALLOON_STATS_MAX];
-		unsigned n = balloon_stats_fill(&d->b, st, BALLOON_STATS_MAX);
-		printf("balloon: stats%s:", d->has_stats ? "" : " (no stats queue: not sent)");
-		for (unsigned i = 0; i < n; i++)
-			printf(" %s=%llu", balloon_stat_name(st[i].tag), (unsigned long long)st[i].val);
-		printf("\n");
-		return 0;
-	}
-	char names[96];
-	feature_names(d->vp.features, names, sizeof names);
-	printf("virtio-balloon: %s, status 0x%x, features 0x%llx (%s)\n",
-	       d->transport_up ? "up" : d->down_why ? d->down_why : "down", vp_status(&d->vp),
-	       (unsigned long long)d->vp.features, names);
-	printf("recovery: %u resets (%u requested), %llu pages (%llu MiB) reclaimed, %u of %u attempts "
-	       "left%s", d->resets, d->requested, (unsigned long long)d->reclaimed,
-	       (unsigned long long)(d->reclaimed * PAGE_SIZE / MIB),
-	       VIRTIO_BALLOON_MAX_ATTEMPTS - d->attempts, VIRTIO_BALLOON_MAX_ATTEMPTS,
-	       d->given_up ? ", left off" : "");
-	if (d->held_for_good)
-		printf(", %llu pages held for good (reset not confirmed)",
-		       (unsigned long long)d->held_for_good);
-	printf("\n");
-	if (msix_on)
-		printf("interrupts: MSI-X, %llu configuration changes, %llu queue interrupts\n",
-		       (unsigned long long)irq_config, (unsigned long long)irq_queue);
-	else
-		printf("interrupts: none, polled every millisecond\n");
-	if (!d->core_up) {
-		printf("balloon: %s\n", !balloon_kernel_max_pfn() ? "idle (memory manager not running)" : "not running");
-		return 0;
-	}
-	static char text[1400];
-	balloon_format_status(&d->b, text, sizeof text);
-	printf("%s\n", text);
-	balloon_format_details(&d->b, text, sizeof text);
-	printf("%s\n", text);
-	return 0;
-}
-CONSOLE_CMD("balloon", "balloon status; `balloon check` verifies its books, `balloon stats` what the "
-            "host gets, `balloon reset` resets the device and brings it up again", cmd_balloon);

@@ -1,12 +1,10 @@
 /*
  * virtio_balloon.h - the virtio balloon device in the kernel: finds the PCI
  * function, runs the transport's init order, sets up the queues the offered
- * features imply, and drives the core (balloon.c) from a POLLER every work
+ * features imply, and drives the core (balloon.h) from a POLLER every work
  * loop wake-up (about 1 ms), which also makes config changes take effect
- * within milliseconds. Console: `balloon` (status, recovery, knobs, totals,
- * OOM, reporting, shortfall), `balloon check` (books), `balloon stats` (what
- * the stats queue carries), `balloon reset` (reset the device and bring it
- * up again: exercises the recovery below on a healthy device).
+ * within milliseconds. `balloon reset` on the console exercises the recovery
+ * below on a healthy device.
  *
  * Recovery (the poller, every tick): vp_health() notices a device that needs
  * a reset, reset itself (DRIVER_OK gone) or was removed; balloon_state()
@@ -23,27 +21,13 @@
  * the core's DMA and tracking buffers are reused, the OOM notifier is
  * registered once (and does nothing while the device is down).
  *
- * Kernel services it binds for the core: the allocator's OOM notifier
- * (mm_add_oom_notifier: deflate on OOM, early return of reported blocks),
- * the shrinker registry (kernel/shrinker.h: reclaim for the target, and the
- * stats' caches), and, when the bound memory ops do not bring their own,
- * free page reporting over mm/'s fa_report_isolate/fa_report_done.
- *
- * Memory seam: the balloon core needs an allocator (struct balloon_mem_ops,
- * contract in balloon.h). Memory setup binds one before INIT_DRIVER:
- *     virtio_balloon_bind_memory(&ops, ctx, max_pfn);
- * Without a binding the device is still brought up (DRIVER_OK, queues), and
- * the balloon stays idle with one log line saying so.
- *
- * Command line, also `set <name> <value>` at run time (applied at once):
- *   balloon.initial=SIZE    balloon at boot until the host sets a target
- *                           (max(initial, host num_pages) until the host
- *                           first changes num_pages; then the host's alone)
- *   balloon.max=SIZE        largest balloon (0 = no limit but min_free)
- *   balloon.min_free=SIZE   memory the balloon always leaves free (16M)
- *   balloon.rate=N          inflation limit in MiB/s (0 = unlimited)
- *   balloon.report_delay=MS free page reporting delay after frees (2000)
- * Values beyond RAM are clamped with one line (balloon_set_params).
+ * What the core is bound to (kernel.c): memory through mm/'s public calls,
+ * reclaim through the shrinker registry, the allocator's OOM notifier (deflate
+ * on OOM, reported blocks handed back early). Before mm/ is up the device is
+ * still brought up (DRIVER_OK, queues) and the balloon stays idle with one
+ * line saying so. The knobs (balloon.* options) and the `balloon` command are
+ * in balloon_cmd.c; what each knob means is struct balloon_params in
+ * balloon.h.
  */
 #ifndef DRIVERS_VIRTIO_BALLOON_H
 #define DRIVERS_VIRTIO_BALLOON_H
@@ -64,7 +48,7 @@ struct virtio_balloon_dev {
 	int has_report;
 	int transport_up;          /* DRIVER_OK set, queues live */
 	int core_up;               /* balloon core running */
-	struct balloon b;
+	struct balloon *b;         /* the core (allocated once, reused by every re-init) */
 
 	/* recovery (see the header comment) */
 	int given_up;              /* left off for good (down_why says why) */
@@ -74,6 +58,10 @@ struct virtio_balloon_dev {
 	unsigned requested;        /* resets asked for (`balloon reset`), not counted as attempts */
 	uint64_t reclaimed;        /* frames given back to the allocator after confirmed resets */
 	uint64_t held_for_good;    /* frames kept because a reset was not confirmed */
+
+	/* interrupts: MSI-X when the device has it, counted by the handlers */
+	int msix_on;
+	volatile uint64_t irq_config, irq_queue;
 
 	/* the core's buffers: allocated once, reused by every re-init */
 	void *dma;
@@ -95,5 +83,8 @@ void virtio_balloon_poll(uint64_t now);
  * path (`balloon reset`, self-tests). Does not use up an attempt. 0 when
  * the transport is up again afterwards, -1 otherwise (or no device). */
 int virtio_balloon_reset(void);
+
+/* The names of the balloon feature bits set in `f` ("none" if none). */
+void virtio_balloon_feature_names(uint64_t f, char *buf, size_t len);
 
 #endif

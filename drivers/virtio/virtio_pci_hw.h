@@ -3,7 +3,8 @@
  * virtio capabilities, map the four regions (uncached, via kmem's
  * mmio_map), enable memory decoding and bus mastering, and route register
  * access to MMIO and ring memory to dma_alloc_pages. INTx is switched off:
- * this driver polls (MSI-X is later work).
+ * a device with MSI-X gets its vectors from the driver above
+ * (drivers/balloon/virtio_balloon.c); without them the driver polls.
  */
 #ifndef DRIVERS_VIRTIO_PCI_HW_H
 #define DRIVERS_VIRTIO_PCI_HW_H

@@ -2,9 +2,11 @@
  * hw/io.h - the only way kernel code touches hardware: port I/O, MMIO with
  * explicit volatile accesses, and barriers.
  *
- * Logic modules (mm/, drivers/virtq.c, drivers/balloon*.c) never include this
- * file; they reach hardware through ops structs, so they compile on the host
- * for cmocka. Only thin shells (drivers/ shells and kernel/) include it.
+ * Logic modules (mm/ logic, drivers/virtio/virtq.c and virtio_pci.c, the
+ * balloon core in drivers/balloon/) never include this file; they reach
+ * hardware through ops structs, so they compile on the host for cmocka. Only
+ * thin shells (the _hw.c files, msix.c, kernel/arch/, kernel/main.c,
+ * mm/boot_init.c and mm.c) include it.
  */
 #ifndef HW_IO_H
 #define HW_IO_H
@@ -68,5 +70,21 @@ static inline void write_cr3(uint64_t v) { __asm__ __volatile__("mov %0, %%cr3" 
 static inline void irq_disable(void) { __asm__ __volatile__("cli" ::: "memory"); }
 static inline void irq_enable(void)  { __asm__ __volatile__("sti" ::: "memory"); }
 static inline void cpu_halt(void)    { __asm__ __volatile__("hlt" ::: "memory"); }
+
+/* Interrupts off around work a handler must not see half done (the
+ * compactor moving a page); irq_restore turns them on again only if they
+ * were on before, so the pair nests. */
+static inline uint64_t irq_save(void)
+{
+	uint64_t flags;
+	__asm__ __volatile__("pushfq; pop %0; cli" : "=r"(flags) :: "memory");
+	return flags;
+}
+
+static inline void irq_restore(uint64_t flags)
+{
+	if (flags & (1ull << 9))   /* IF */
+		__asm__ __volatile__("sti" ::: "memory");
+}
 
 #endif /* HW_IO_H */

@@ -30,7 +30,7 @@
 #include "host_support.h"
 #include "kclock.h"
 
-#define PPB     BALLOON_PAGES_PER_BLOCK
+#define PPB     PAGES_PER_BLOCK
 #define BASE    256u
 #define NPAGES  (16u * PPB)
 

@@ -44,7 +44,10 @@ SELFTEST(balloon_features_negotiated)
 		uint64_t desc = d->vp.io->read(&d->vp, VP_COMMON, VIRTIO_PCI_COMMON_Q_DESCLO, 4) |
 		                (uint64_t)d->vp.io->read(&d->vp, VP_COMMON, VIRTIO_PCI_COMMON_Q_DESCHI, 4) << 32;
 		ST_ASSERT(desc == d->report_vq.desc_pa);
-		ST_ASSERT(d->core_up && d->b.s.report_vq == &d->report_vq);
+		ST_ASSERT(d->core_up);
+		struct balloon_status st;
+		balloon_get_status(d->b, &st);
+		ST_ASSERT(st.reporting);
 	}
 	return 0;
 }
@@ -55,7 +58,7 @@ SELFTEST(balloon_stats_agree)
 	ST_ASSERT(d != NULL && d->core_up);
 	struct virtio_balloon_stat st[BALLOON_STATS_MAX];
 	struct mm_stats ms;
-	unsigned n = balloon_stats_fill(&d->b, st, BALLOON_STATS_MAX);
+	unsigned n = balloon_stats_fill(d->b, st, BALLOON_STATS_MAX);
 	uint64_t caches = shrinker_count_all();
 	mm_get_stats(&ms);
 	uint64_t seen = 0;
@@ -131,7 +134,7 @@ static int poll_until_actual(struct virtio_balloon_dev *d, uint64_t pages, unsig
 	uint64_t end = clock_ns() + ms * NS_PER_MS;
 	while (clock_ns() < end) {
 		virtio_balloon_poll(clock_ns());
-		if (balloon_actual(&d->b) == pages && !d->b.inflating && !d->b.deflating)
+		if (balloon_actual(d->b) == pages && balloon_in_flight(d->b) == 0)
 			return 0;
 		__asm__ __volatile__("pause");
 	}
@@ -141,7 +144,7 @@ static int poll_until_actual(struct virtio_balloon_dev *d, uint64_t pages, unsig
 SELFTEST_OPT(balloon_shrinker_order)
 {
 	struct virtio_balloon_dev *d = virtio_balloon_get();
-	ST_ASSERT(d != NULL && d->core_up && balloon_actual(&d->b) == 0);
+	ST_ASSERT(d != NULL && d->core_up && balloon_actual(d->b) == 0);
 	ST_ASSERT(tc_fill(&hi, "test-hi") == 0 && tc_fill(&lo, "test-lo") == 0);
 	int id_hi = shrinker_register("test-hi", 80, tc_count, tc_scan, &hi);
 	int id_lo = shrinker_register("test-lo", 20, tc_count, tc_scan, &lo);
@@ -149,21 +152,23 @@ SELFTEST_OPT(balloon_shrinker_order)
 
 	/* Free memory covers 4 MiB of a 24 MiB balloon; the other 20 MiB must
 	 * come from the caches: all of test-lo (16), then some of test-hi. */
-	struct balloon_params saved = d->b.s.params, p = saved;
-	uint64_t free = d->b.s.mops->free_pages(d->b.s.mctx);
+	struct balloon_params saved = *balloon_get_params(d->b), p = saved;
+	uint64_t free = mm_free_pages();
 	p.min_free_pages = free - (4u << 20) / PAGE_SIZE;
 	p.initial_pages = (24u << 20) / PAGE_SIZE;
 	p.rate_pages_per_s = 0;
-	balloon_set_params(&d->b, &p);
+	balloon_set_params(d->b, &p);
 	int reached = poll_until_actual(d, p.initial_pages, 20000);
-	uint64_t reclaimed = d->b.reclaimed;
+	struct balloon_status st;
+	balloon_get_status(d->b, &st);
+	uint64_t reclaimed = st.reclaimed;
 	printf("balloon-test: shrinker calls: test-lo first at #%u (%llu pages), test-hi first at #%u "
 	       "(%llu pages); balloon %llu MiB, reclaimed %llu pages\n", lo.first_call,
 	       (unsigned long long)lo.freed, hi.first_call, (unsigned long long)hi.freed,
-	       (unsigned long long)(balloon_actual(&d->b) >> 8), (unsigned long long)reclaimed);
+	       (unsigned long long)(balloon_actual(d->b) >> 8), (unsigned long long)reclaimed);
 
 	/* put everything back before judging */
-	balloon_set_params(&d->b, &saved);
+	balloon_set_params(d->b, &saved);
 	int back = poll_until_actual(d, 0, 20000);
 	shrinker_unregister(id_hi);
 	shrinker_unregister(id_lo);
@@ -177,7 +182,7 @@ SELFTEST_OPT(balloon_shrinker_order)
 	ST_ASSERT(hi.freed > 0 && hi.freed <= (8u << 20) / PAGE_SIZE);   /* only what was missing */
 	ST_ASSERT(reclaimed == lo.freed + hi.freed);
 	char why[160];
-	if (balloon_check(&d->b, why, sizeof why))
+	if (balloon_check(d->b, why, sizeof why))
 		ST_FAIL("balloon books: %s", why);
 	return 0;
 }

@@ -89,9 +89,9 @@ static void movable_partials(uint64_t *p, uint64_t *u)
 	*p = *u = 0;
 	for (uint32_t b = 0; b < mmk.fa.nblocks; b++) {
 		const struct mblock *blk = &mmk.fa.blocks[b];
-		if (blk->kind == BK_MOVABLE && blk->nfree && blk->nfree < FRAMES_PER_BLOCK) {
+		if (blk->kind == BK_MOVABLE && blk->nfree && blk->nfree < PAGES_PER_BLOCK) {
 			(*p)++;
-			*u += FRAMES_PER_BLOCK - blk->nfree;
+			*u += PAGES_PER_BLOCK - blk->nfree;
 		}
 	}
 }

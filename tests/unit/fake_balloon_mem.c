@@ -4,7 +4,7 @@
 #include <string.h>
 #include "fake_balloon_mem.h"
 
-#define PPB BALLOON_PAGES_PER_BLOCK
+#define PPB PAGES_PER_BLOCK
 
 static void err(struct fake_mem *m, const char *what, uint64_t pfn)
 {

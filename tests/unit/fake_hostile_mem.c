@@ -5,7 +5,7 @@
 #include <string.h>
 #include "fake_hostile_mem.h"
 
-#define PPB BALLOON_PAGES_PER_BLOCK
+#define PPB PAGES_PER_BLOCK
 
 static void __attribute__((format(printf, 2, 3))) err(struct hmem *m, const char *fmt, ...)
 {

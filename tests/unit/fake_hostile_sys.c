@@ -219,7 +219,7 @@ books:
 		return -1;
 	}
 	/* isolated blocks are exactly the report in flight */
-	uint64_t isolated = x->b_inited && x->b.rep.in_flight ? (uint64_t)x->b.rep.n * BALLOON_PAGES_PER_BLOCK : 0;
+	uint64_t isolated = x->b_inited && x->b.rep.in_flight ? (uint64_t)x->b.rep.n * PAGES_PER_BLOCK : 0;
 	if (x->mem.nisolated != isolated) {
 		snprintf(why, len, "%llu frames isolated, the balloon reports %llu",
 		         (unsigned long long)x->mem.nisolated, (unsigned long long)isolated);

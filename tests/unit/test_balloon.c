@@ -20,12 +20,13 @@
 #include <cmocka.h>
 
 #include "drivers/balloon/balloon.h"
+#include "drivers/balloon/internal.h"   /* white-box: the tests read the core's books */
 #include "fake_balloon_mem.h"
 #include "fake_virtio_dev.h"
 #include "host_support.h"
 #include "kclock.h"
 
-#define PPB       BALLOON_PAGES_PER_BLOCK
+#define PPB       PAGES_PER_BLOCK
 #define BASE_PFN  1024u                 /* RAM starts at 4 MiB */
 #define MEM_PAGES (128u * PPB)          /* 256 MiB */
 #define MAX_PFN   (BASE_PFN + MEM_PAGES)

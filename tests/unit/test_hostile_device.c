@@ -33,6 +33,7 @@
 #include <cmocka.h>
 
 #include "drivers/balloon/balloon.h"
+#include "drivers/balloon/internal.h"   /* white-box: the tests read the core's books */
 #include "drivers/virtio/virtio_pci.h"
 #include "drivers/virtio/virtq.h"
 #include "fake_hostile_dev.h"
@@ -41,7 +42,7 @@
 #include "host_support.h"
 #include "kclock.h"
 
-#define PPB       BALLOON_PAGES_PER_BLOCK
+#define PPB       PAGES_PER_BLOCK
 #define BASE_PFN  256u                  /* RAM from 1 MiB: the first block is partial */
 #define NPAGES    (40u * PPB)           /* 80 MiB */
 #define MIN_FREE  (2u * PPB)

@@ -23,11 +23,12 @@
 #include <cmocka.h>
 
 #include "drivers/balloon/balloon.h"
+#include "drivers/balloon/internal.h"   /* white-box: the tests read the core's books */
 #include "fake_hostile_sys.h"
 #include "host_support.h"
 #include "kclock.h"
 
-#define PPB       BALLOON_PAGES_PER_BLOCK
+#define PPB       PAGES_PER_BLOCK
 #define BASE_PFN  256u
 #define NPAGES    (40u * PPB)
 #define MIN_FREE  (2u * PPB)

@@ -126,9 +126,9 @@ static void movable_partials(const struct frame_alloc *fa, uint64_t *p, uint64_t
 	*p = *u = 0;
 	for (uint32_t b = 0; b < fa->nblocks; b++) {
 		const struct mblock *blk = &fa->blocks[b];
-		if (blk->kind == BK_MOVABLE && blk->nfree > 0 && blk->nfree < FRAMES_PER_BLOCK) {
+		if (blk->kind == BK_MOVABLE && blk->nfree > 0 && blk->nfree < PAGES_PER_BLOCK) {
 			(*p)++;
-			*u += FRAMES_PER_BLOCK - blk->nfree;
+			*u += PAGES_PER_BLOCK - blk->nfree;
 		}
 	}
 }
@@ -141,7 +141,7 @@ static void test_frees_predicted_blocks(void **state)
 	uint64_t P, U;
 	movable_partials(fa, &P, &U);
 	assert_true(P > 20);
-	uint64_t predicted = P - (U + FRAMES_PER_BLOCK - 1) / FRAMES_PER_BLOCK;
+	uint64_t predicted = P - (U + PAGES_PER_BLOCK - 1) / PAGES_PER_BLOCK;
 	/* The sparsest `predicted` blocks are emptied and nothing else moves. */
 	unsigned used[512], nu = 0;
 	for (uint32_t b = 0; b < fa->nblocks; b++)
@@ -261,12 +261,12 @@ static void test_balloon_frames_pin_blocks(void **state)
 	struct frag f;
 	fragment(&f, 64, 60, 0);
 	struct frame_alloc *fa = &f.s.fa;
-	uint64_t holes = fa->nr[FS_FREE] - fa_free_blocks(fa) * FRAMES_PER_BLOCK;
+	uint64_t holes = fa->nr[FS_FREE] - fa_free_blocks(fa) * PAGES_PER_BLOCK;
 	uint64_t *runs = malloc(holes * sizeof *runs);
 	/* Balloon every free frame outside whole blocks. */
 	fa_uncurrent(fa, BK_MOVABLE);
 	fa_uncurrent(fa, BK_UNMOVABLE);
-	holes = fa->nr[FS_FREE] - fa_free_blocks(fa) * FRAMES_PER_BLOCK;
+	holes = fa->nr[FS_FREE] - fa_free_blocks(fa) * PAGES_PER_BLOCK;
 	assert_int_equal(fa_balloon_take_runs(fa, 0, holes, runs), holes);
 	struct compact_result res;
 	assert_int_equal(compact(fa, &f.s.pt, UINT64_MAX, 0, &res), MM_OK);
@@ -294,7 +294,7 @@ static void test_stale_mapping_left_in_place(void **state)
 	/* Sparsest movable block, and one live page in it. */
 	uint32_t sparse = FA_NIL;
 	for (uint32_t b = 0; b < fa->nblocks; b++)
-		if (fa->blocks[b].kind == BK_MOVABLE && fa->blocks[b].nfree < FRAMES_PER_BLOCK &&
+		if (fa->blocks[b].kind == BK_MOVABLE && fa->blocks[b].nfree < PAGES_PER_BLOCK &&
 		    (sparse == FA_NIL || fa->blocks[b].nfree > fa->blocks[sparse].nfree))
 			sparse = b;
 	uint64_t victim = UINT64_MAX;

@@ -23,14 +23,14 @@ static int sim_alloc_table(void *ctx, uint64_t *pa)
 	int err = fa_alloc(&s->fa, 0, &pfn);
 	if (err)
 		return err;
-	*pa = pfn << FRAME_SHIFT;
+	*pa = pfn << PAGE_SHIFT;
 	return MM_OK;
 }
 
 static void sim_free_table(void *ctx, uint64_t pa)
 {
 	struct mm_sim *s = ctx;
-	fa_free(&s->fa, pa >> FRAME_SHIFT, 0);
+	fa_free(&s->fa, pa >> PAGE_SHIFT, 0);
 }
 
 static void sim_flush(void *ctx, uint64_t va)
@@ -52,8 +52,8 @@ int mm_sim_init(struct mm_sim *s, const struct boot_mem_region *r, size_t n, int
 	memset(s, 0, sizeof *s);
 	uint64_t end = 0;
 	for (size_t k = 0; k < n; k++)
-		if (r[k].base + r[k].pages * FRAME_SIZE > end)
-			end = r[k].base + r[k].pages * FRAME_SIZE;
+		if (r[k].base + r[k].pages * PAGE_SIZE > end)
+			end = r[k].base + r[k].pages * PAGE_SIZE;
 	s->ram_bytes = (end + PT_SIZE_2M - 1) & ~(PT_SIZE_2M - 1);
 	s->ram = aligned_alloc(4096, s->ram_bytes);
 	size_t meta_bytes = fa_meta_bytes(r, n);

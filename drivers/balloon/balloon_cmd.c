@@ -1,0 +1,143 @@
+/*
+ * balloon_cmd.c - the balloon's command line and console: the balloon.* knobs
+ * (also `set balloon.<name> <value>` at run time, applied at once) and the
+ * `balloon` command (status, `check`, `stats`, `reset`). What the knobs mean
+ * is balloon.h's struct balloon_params; values beyond RAM are clamped there
+ * with one line each.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "drivers/balloon/kernel.h"
+#include "drivers/balloon/virtio_balloon.h"
+#include "kclock.h"
+#include "kernel/lib/cmdline.h"
+#include "kernel/lib/console.h"
+#include "klog.h"
+#include "units.h"
+
+/* ---- knobs: command line and `set` at run time (on_set applies them) */
+
+static uint64_t opt_initial;
+static uint64_t opt_max;
+static uint64_t opt_min_free = 16 * MIB;
+static uint64_t opt_rate;                  /* MiB/s */
+static uint64_t opt_report_delay_ms = 2000;
+
+static int apply_knobs(void);
+
+/* These options act at once when `set` changes them (apply_knobs). */
+CMDLINE_SIZE_ON_SET(balloon_initial, "balloon.initial", &opt_initial, 0, 1ull << 40,
+                    "balloon size at boot, until the host sets a target (0 = none)", apply_knobs);
+CMDLINE_SIZE_ON_SET(balloon_max, "balloon.max", &opt_max, 0, 1ull << 40,
+                    "largest balloon (0 = only min_free limits it)", apply_knobs);
+CMDLINE_SIZE_ON_SET(balloon_min_free, "balloon.min_free", &opt_min_free, 0, 1ull << 40,
+                    "memory the balloon always leaves free", apply_knobs);
+CMDLINE_U64_ON_SET(balloon_rate, "balloon.rate", &opt_rate, 0, 1ull << 20,
+                   "inflation limit in MiB/s (0 = unlimited)", apply_knobs);
+CMDLINE_U64_ON_SET(balloon_report_delay, "balloon.report_delay", &opt_report_delay_ms, 0, 3600000,
+                   "free page reporting: milliseconds after frees before reporting", apply_knobs);
+
+void balloon_knobs_to_params(struct balloon_params *p)
+{
+	p->initial_pages = opt_initial / PAGE_SIZE;
+	p->max_pages = opt_max / PAGE_SIZE;
+	p->min_free_pages = opt_min_free / PAGE_SIZE;
+	p->rate_pages_per_s = opt_rate * (MIB / PAGE_SIZE);
+	p->report_delay_ns = opt_report_delay_ms * NS_PER_MS;
+}
+
+static int apply_knobs(void)
+{
+	struct virtio_balloon_dev *d = virtio_balloon_get();
+	if (!d || !d->core_up || !d->transport_up)
+		return -1;   /* `set` says it could not take effect */
+	struct balloon_params p = *balloon_get_params(d->b);
+	struct balloon_status st;
+	balloon_get_status(d->b, &st);
+	balloon_knobs_to_params(&p);
+	if (p.initial_pages != balloon_get_params(d->b)->initial_pages && st.host_set)
+		klog("balloon: the host has set a target (%u pages): balloon.initial no longer applies",
+		     st.host_num_pages);
+	balloon_set_params(d->b, &p);   /* clamps say so themselves, one line each */
+	return 0;
+}
+
+/* ---- the `balloon` command */
+
+static int cmd_balloon(int argc, char **argv)
+{
+	struct virtio_balloon_dev *d = virtio_balloon_get();
+	if (!d) {
+		printf("balloon: no device\n");
+		return 1;
+	}
+	const char *sub = argc > 1 ? argv[1] : "";
+	if (argc > 2 || (*sub && strcmp(sub, "check") && strcmp(sub, "stats") && strcmp(sub, "reset"))) {
+		printf("usage: balloon [check | stats | reset]; knobs: set balloon.<initial|max|min_free|rate|"
+		       "report_delay> <value>\n");
+		return 1;
+	}
+	if (!strcmp(sub, "reset")) {
+		if (!d->transport_up) {
+			printf("balloon: device not up (%s)\n", d->down_why ? d->down_why : "down");
+			return 1;
+		}
+		int rc = virtio_balloon_reset();
+		printf("balloon: reset %s; device %s, %llu pages reclaimed in all\n", rc ? "FAILED" : "done",
+		       d->transport_up ? "up again" : "down", (unsigned long long)d->reclaimed);
+		return rc ? 1 : 0;
+	}
+	if (*sub && !d->core_up) {
+		printf("balloon: core not running\n");
+		return 1;
+	}
+	if (!strcmp(sub, "check")) {
+		char why[160];
+		if (balloon_check(d->b, why, sizeof why) != 0) {
+			printf("balloon: check FAILED: %s\n", why);
+			return 1;
+		}
+		printf("balloon: books consistent\n");
+		return 0;
+	}
+	if (!strcmp(sub, "stats")) {
+		struct virtio_balloon_stat st[BALLOON_STATS_MAX];
+		unsigned n = balloon_stats_fill(d->b, st, BALLOON_STATS_MAX);
+		printf("balloon: stats%s:", d->has_stats ? "" : " (no stats queue: not sent)");
+		for (unsigned i = 0; i < n; i++)
+			printf(" %s=%llu", balloon_stat_name(st[i].tag), (unsigned long long)st[i].val);
+		printf("\n");
+		return 0;
+	}
+	char names[96];
+	virtio_balloon_feature_names(d->vp.features, names, sizeof names);
+	printf("virtio-balloon: %s, status 0x%x, features 0x%llx (%s)\n",
+	       d->transport_up ? "up" : d->down_why ? d->down_why : "down", vp_status(&d->vp),
+	       (unsigned long long)d->vp.features, names);
+	printf("recovery: %u resets (%u requested), %llu pages (%llu MiB) reclaimed, %u of %u attempts "
+	       "left%s", d->resets, d->requested, (unsigned long long)d->reclaimed,
+	       (unsigned long long)(d->reclaimed * PAGE_SIZE / MIB),
+	       VIRTIO_BALLOON_MAX_ATTEMPTS - d->attempts, VIRTIO_BALLOON_MAX_ATTEMPTS,
+	       d->given_up ? ", left off" : "");
+	if (d->held_for_good)
+		printf(", %llu pages held for good (reset not confirmed)",
+		       (unsigned long long)d->held_for_good);
+	printf("\n");
+	if (d->msix_on)
+		printf("interrupts: MSI-X, %llu configuration changes, %llu queue interrupts\n",
+		       (unsigned long long)d->irq_config, (unsigned long long)d->irq_queue);
+	else
+		printf("interrupts: none, polled every millisecond\n");
+	if (!d->core_up) {
+		printf("balloon: %s\n", !balloon_kernel_max_pfn() ? "idle (memory manager not running)" : "not running");
+		return 0;
+	}
+	static char text[1400];
+	balloon_format_status(d->b, text, sizeof text);
+	printf("%s\n", text);
+	balloon_format_details(d->b, text, sizeof text);
+	printf("%s\n", text);
+	return 0;
+}
+CONSOLE_CMD("balloon", "balloon status; `balloon check` verifies its books, `balloon stats` what the "
+            "host gets, `balloon reset` resets the device and brings it up again", cmd_balloon);

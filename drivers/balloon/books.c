@@ -1,0 +1,258 @@
+/*
+ * books.c - the balloon's books: which frames it holds (bitmap of frames, bitmap of
+ * range heads, count per block), the elements in flight, the checks on what
+ * the allocator hands over, and balloon_check() over all of it. The rules
+ * they keep are in internal.h.
+ */
+#include "drivers/balloon/internal.h"
+#include <stdio.h>
+#include <string.h>
+
+/* ---- bitmaps */
+
+size_t balloon_track_bytes(uint64_t max_pfn)
+{
+	uint64_t nblocks = (max_pfn + PAGES_PER_BLOCK - 1) / PAGES_PER_BLOCK;
+	return (size_t)(nblocks * 2 * (PAGES_PER_BLOCK / 8) + nblocks * sizeof(uint16_t));
+}
+
+/* Length of the settled range starting at head `pfn`: up to the next head,
+ * the next frame not in the balloon, or the end of the block. */
+uint32_t bal_run_len(const struct balloon *b, uint64_t pfn)
+{
+	uint64_t end = (pfn / PAGES_PER_BLOCK + 1) * PAGES_PER_BLOCK;
+	uint32_t n = 1;
+	for (uint64_t p = pfn + 1; p < end && bit_test(b, p) && !head_test(b, p); p++)
+		n++;
+	return n;
+}
+
+/* 1 if the block is one settled range of 512 frames. */
+int bal_is_block_run(const struct balloon *b, uint64_t blk)
+{
+	if (b->blk_count[blk] != PAGES_PER_BLOCK)
+		return 0;
+	const uint64_t *h = &b->heads[blk * (PAGES_PER_BLOCK / 64)];
+	if (h[0] != 1)
+		return 0;
+	for (unsigned w = 1; w < PAGES_PER_BLOCK / 64; w++)
+		if (h[w])
+			return 0;
+	return 1;
+}
+
+/* Ranges are aligned powers of two <= a block, so never cross a block. */
+void bal_set_range(struct balloon *b, uint64_t pfn, uint32_t count)
+{
+	for (uint64_t p = pfn; p < pfn + count; p++)
+		b->bitmap[p / 64] |= 1ull << (p % 64);
+	b->heads[pfn / 64] |= 1ull << (pfn % 64);
+	b->blk_count[pfn / PAGES_PER_BLOCK] = (uint16_t)(b->blk_count[pfn / PAGES_PER_BLOCK] + count);
+	b->settled += count;
+	if (count == PAGES_PER_BLOCK)
+		b->block_runs++;
+}
+
+void bal_clear_range(struct balloon *b, uint64_t pfn, uint32_t count)
+{
+	for (uint64_t p = pfn; p < pfn + count; p++)
+		b->bitmap[p / 64] &= ~(1ull << (p % 64));
+	b->heads[pfn / 64] &= ~(1ull << (pfn % 64));
+	b->blk_count[pfn / PAGES_PER_BLOCK] = (uint16_t)(b->blk_count[pfn / PAGES_PER_BLOCK] - count);
+	b->settled -= count;
+	if (count == PAGES_PER_BLOCK)
+		b->block_runs--;
+}
+
+int balloon_has_pfn(const struct balloon *b, uint64_t pfn)
+{
+	return pfn < b->s.max_pfn && bit_test(b, pfn);
+}
+
+struct balloon_elem *bal_elem_get(struct balloon *b)
+{
+	for (unsigned i = 0; i < BALLOON_SLOTS; i++) {
+		struct balloon_elem *e = &b->elems[i];
+		if (e->state == ELEM_FREE) {
+			e->nruns = 0;
+			e->pages = 0;
+			b->nfree_elems--;
+			e->state = ELEM_DEFLATE + 1;   /* reserved, being filled */
+			return e;
+		}
+	}
+	return NULL;
+}
+
+void bal_elem_put(struct balloon *b, struct balloon_elem *e)
+{
+	e->state = ELEM_FREE;
+	e->nruns = 0;
+	e->pages = 0;
+	b->nfree_elems++;
+}
+
+void bal_elem_add_run(struct balloon_elem *e, uint64_t pfn, uint32_t count)
+{
+	e->runs[e->nruns].pfn = pfn;
+	e->runs[e->nruns].count = count;
+	e->nruns++;
+	e->pages += count;
+}
+
+/* Fill the element's PFN array and make it available on `vq`: up to 256 PFNs
+ * per descriptor, so a whole block is two 1 KiB descriptors in one chain. */
+int bal_elem_submit(struct balloon *b, struct virtq *vq, struct balloon_elem *e,
+                       int state, uint64_t now)
+{
+	uint32_t i = 0;
+	for (unsigned r = 0; r < e->nruns; r++)
+		for (uint32_t j = 0; j < e->runs[r].count; j++)
+			e->pfns[i++] = (le32)(e->runs[r].pfn + j);
+	struct virtq_buf bufs[2];
+	unsigned n = 0;
+	for (uint32_t off = 0; off < e->pages; off += BALLOON_PFNS_PER_DESC) {
+		uint32_t cnt = (uint32_t)min_u64(BALLOON_PFNS_PER_DESC, e->pages - off);
+		bufs[n].addr = e->pfns_pa + off * 4u;
+		bufs[n].len = cnt * 4u;
+		n++;
+	}
+	int rc = virtq_add(vq, bufs, n, 0, e);
+	if (rc != 0)
+		return rc;
+	e->state = (uint8_t)state;
+	e->submitted_ns = now;
+	(void)b;
+	return 0;
+}
+
+void bal_mem_error(struct balloon *b, const char *what, uint64_t pfn, uint32_t count)
+{
+	b->mem_error = 1;
+	klog_ratelimited(&b->lim_mem, LOG_INTERVAL_NS,
+	                 "balloon: allocator returned a bad range (pfn 0x%llx, %u frames: %s); "
+	                 "not used, inflate stopped",
+	                 (unsigned long long)pfn, count, what);
+}
+
+/* A range fresh from the allocator must be aligned, inside the tracked frames,
+ * and not already the balloon's (acked or in flight): otherwise the allocator
+ * handed a frame out twice and using it would lose track of memory. */
+int bal_new_range_ok(struct balloon *b, uint64_t pfn, uint32_t count)
+{
+	const char *why = NULL;
+	if (pfn % count)
+		why = "misaligned";
+	else if (pfn >= b->s.max_pfn || b->s.max_pfn - pfn < count)
+		why = "beyond the tracked memory";
+	else {
+		for (uint64_t p = pfn; p < pfn + count && !why; p++)
+			if (bit_test(b, p))
+				why = "already in the balloon";
+		for (unsigned i = 0; i < BALLOON_SLOTS && !why; i++) {
+			const struct balloon_elem *e = &b->elems[i];
+			for (unsigned r = 0; r < e->nruns && !why; r++)
+				if (pfn < e->runs[r].pfn + e->runs[r].count && e->runs[r].pfn < pfn + count)
+					why = "already in flight";
+		}
+	}
+	if (why) {
+		bal_mem_error(b, why, pfn, count);
+		return 0;
+	}
+	return 1;
+}
+
+/* ------------------------------------------------------------ self-check */
+
+#define CHECK(cond, ...) do { if (!(cond)) { snprintf(why, len, __VA_ARGS__); return -1; } } while (0)
+
+int balloon_check(const struct balloon *b, char *why, size_t len)
+{
+	uint64_t bits = 0, block_runs = 0;
+	for (uint64_t blk = 0; blk < b->nblocks; blk++) {
+		uint64_t c = 0;
+		for (unsigned w = 0; w < PAGES_PER_BLOCK / 64; w++) {
+			uint64_t i = blk * (PAGES_PER_BLOCK / 64) + w;
+			c += (uint64_t)__builtin_popcountll(b->bitmap[i]);
+			CHECK(!(b->heads[i] & ~b->bitmap[i]), "block %llu: a range starts on a free frame",
+			      (unsigned long long)blk);
+		}
+		CHECK(c == b->blk_count[blk], "block %llu: %llu bits but count %u",
+		      (unsigned long long)blk, (unsigned long long)c, b->blk_count[blk]);
+		bits += c;
+		/* the ranges tile the set bits: aligned powers of two, each begun by a head */
+		for (uint64_t p = blk * PAGES_PER_BLOCK; p < (blk + 1) * PAGES_PER_BLOCK; ) {
+			if (!bit_test(b, p)) {
+				p++;
+				continue;
+			}
+			CHECK(head_test(b, p), "frame 0x%llx ballooned but in no range", (unsigned long long)p);
+			uint32_t l = bal_run_len(b, p);
+			CHECK((l & (l - 1)) == 0 && p % l == 0, "range at 0x%llx of %u frames is not an "
+			      "aligned power of two", (unsigned long long)p, l);
+			block_runs += l == PAGES_PER_BLOCK;
+			p += l;
+		}
+	}
+	CHECK(bits == b->settled, "bitmap has %llu frames, settled says %llu",
+	      (unsigned long long)bits, (unsigned long long)b->settled);
+	CHECK(block_runs == b->block_runs, "%llu whole-block ranges, counter says %llu",
+	      (unsigned long long)block_runs, (unsigned long long)b->block_runs);
+
+	uint64_t infl = 0, defl = 0;
+	unsigned nfree = 0;
+	for (unsigned i = 0; i < BALLOON_SLOTS; i++) {
+		const struct balloon_elem *e = &b->elems[i];
+		if (e->state == ELEM_FREE) {
+			nfree++;
+			CHECK(e->nruns == 0 && e->pages == 0, "free element %u carries runs", i);
+			continue;
+		}
+		CHECK(elem_busy(e), "element %u in a half-built state", i);
+		uint64_t pages = 0;
+		for (unsigned r = 0; r < e->nruns; r++) {
+			const struct balloon_run *run = &e->runs[r];
+			CHECK(run->count && (run->count & (run->count - 1)) == 0 && run->pfn % run->count == 0,
+			      "element %u run %u is not an aligned power of two", i, r);
+			pages += run->count;
+			for (uint64_t p = run->pfn; p < run->pfn + run->count; p++)
+				CHECK(!bit_test(b, p), "frame 0x%llx both in flight and ballooned",
+				      (unsigned long long)p);
+			for (unsigned j = 0; j < BALLOON_SLOTS; j++) {
+				const struct balloon_elem *o = &b->elems[j];
+				for (unsigned q = 0; q < o->nruns; q++) {
+					if (j == i && q == r)
+						continue;
+					CHECK(!(run->pfn < o->runs[q].pfn + o->runs[q].count &&
+					        o->runs[q].pfn < run->pfn + run->count),
+					      "in-flight runs overlap at 0x%llx", (unsigned long long)run->pfn);
+				}
+			}
+		}
+		CHECK(pages == e->pages, "element %u pages %u != runs %llu", i, e->pages,
+		      (unsigned long long)pages);
+		if (e->state == ELEM_INFLATE) infl += pages; else defl += pages;
+	}
+	CHECK(nfree == b->nfree_elems, "free elements %u, counter %u", nfree, b->nfree_elems);
+	CHECK(infl == b->inflating && defl == b->deflating,
+	      "in flight +%llu/-%llu, counters +%llu/-%llu", (unsigned long long)infl,
+	      (unsigned long long)defl, (unsigned long long)b->inflating,
+	      (unsigned long long)b->deflating);
+	if (b->have_written && !b->broken)
+		CHECK(b->actual_written == balloon_actual(b), "actual written %u, books say %llu",
+		      b->actual_written, (unsigned long long)balloon_actual(b));
+	/* blocks out for reporting: whole blocks, not the balloon's, none twice */
+	CHECK(b->rep.in_flight || b->rep.n == 0, "%u report blocks without a report in flight", b->rep.n);
+	CHECK(b->rep.n <= BALLOON_REPORT_BLOCKS, "%u report blocks", b->rep.n);
+	for (unsigned i = 0; i < b->rep.n; i++) {
+		uint64_t pfn = b->rep.pfns[i];
+		CHECK(pfn % PAGES_PER_BLOCK == 0 && pfn < b->s.max_pfn && !b->blk_count[pfn / PAGES_PER_BLOCK] &&
+		      (i == 0 || b->rep.pfns[i - 1] < pfn),
+		      "report block 0x%llx is misaligned, ballooned or repeated", (unsigned long long)pfn);
+	}
+	CHECK(!b->oom_capped || b->params_changed || b->target <= b->oom_cap,
+	      "target %llu above the OOM hold %llu", (unsigned long long)b->target,
+	      (unsigned long long)b->oom_cap);
+	return 0;
+}
