@@ -168,129 +168,6 @@ static uint64_t cache_work(struct app *a, uint64_t now, uint64_t left)
 	return left;
 }
 
-/* ------------------------------------------------------------ checking */
-
-static void verify_part(struct app *a, const struct app_piece *p, int in_cache, uint64_t off,
-                        uint64_t len, struct app_check_result *r, int *piece_bad)
-{
-	struct app_mismatch m;
-	uint64_t bad = app_pattern_verify(p->va, off, len, p->seq, &m);
-	r->bytes += len;
-	a->verified_bytes += len;
-	if (!bad)
-		return;
-	r->corrupt_words += bad;
-	if (*piece_bad)
-		return;
-	*piece_bad = 1;
-	r->corrupt_chunks++;
-	a->corrupt_chunks++;
-	if (!r->have_first) {
-		r->have_first = 1;
-		r->first_seq = p->seq;
-		r->first_in_cache = in_cache;
-		r->first = m;
-	}
-	klog_ratelimited(&a->lim_corrupt, NS_PER_S,
-	                 "%s: CORRUPTION chunk %llu offset %#llx: expected %016llx got %016llx%s",
-	                 a->name, (unsigned long long)p->seq, (unsigned long long)m.offset,
-	                 (unsigned long long)m.expected, (unsigned long long)m.got,
-	                 in_cache ? " (cache)" : "");
-}
-
-static void report_check(struct app *a, const struct app_check_result *r, int limited)
-{
-	char line[160];
-	if (r->corrupt_chunks == 0)
-		snprintf(line, sizeof line, "%s: check ok, %llu MiB verified", a->name, mib(r->bytes));
-	else
-		snprintf(line, sizeof line, "%s: check FAILED, %llu corrupt chunks (%llu bad words), %llu MiB verified",
-		         a->name, (unsigned long long)r->corrupt_chunks,
-		         (unsigned long long)r->corrupt_words, mib(r->bytes));
-	if (limited)
-		klog_ratelimited(&a->lim_pattern, 10 * NS_PER_S, "%s", line);
-	else
-		klog("%s", line);
-}
-
-void app_check_now(struct app *a, struct app_check_result *r)
-{
-	memset(r, 0, sizeof *r);
-	for (int set = 0; set < 2; set++) {
-		struct app_set *s = set ? &a->cache : &a->held;
-		for (size_t i = 0; i < s->n; i++) {
-			int bad = 0;
-			verify_part(a, &s->v[i], set, 0, s->v[i].bytes, r, &bad);
-			r->pieces++;
-		}
-	}
-	a->checks++;
-	a->last_check = *r;
-	report_check(a, r, 0);
-}
-
-int app_start_check(struct app *a)
-{
-	if (a->checking)
-		return -1;
-	a->checking = APP_CHECK_CMD;
-	a->ck_set = 0;
-	a->ck_idx = 0;
-	a->ck_off = 0;
-	a->ck_piece_bad = 0;
-	memset(&a->ck, 0, sizeof a->ck);
-	return 0;
-}
-
-static void step_end(struct app *a, uint64_t now, int ok);
-
-static void check_finish(struct app *a, uint64_t now)
-{
-	int who = a->checking;
-	a->checking = 0;
-	a->checks++;
-	a->last_check = a->ck;
-	report_check(a, &a->ck, who == APP_CHECK_STEP);
-	if (who == APP_CHECK_STEP && a->prog_kind != APP_PROG_NONE)
-		step_end(a, now, 1);
-}
-
-/* Verify from the cursor, up to `budget` bytes; returns bytes verified. The
- * cache may lose pieces between calls (its shrinker): the cursor then sees a
- * different piece or the end, which costs coverage, never a false alarm. */
-static uint64_t check_work(struct app *a, uint64_t now, uint64_t budget)
-{
-	uint64_t done = 0;
-	while (a->checking && done < budget) {
-		struct app_set *s = a->ck_set ? &a->cache : &a->held;
-		if (a->ck_idx >= s->n) {
-			if (a->ck_set == 0) {
-				a->ck_set = 1;
-				a->ck_idx = 0;
-				a->ck_off = 0;
-				a->ck_piece_bad = 0;
-				continue;
-			}
-			check_finish(a, now);
-			break;
-		}
-		const struct app_piece *p = &s->v[a->ck_idx];
-		if (a->ck_off >= p->bytes)
-			a->ck_off = 0;
-		uint64_t len = min_u64(p->bytes - a->ck_off, budget - done);
-		verify_part(a, p, a->ck_set, a->ck_off, len, &a->ck, &a->ck_piece_bad);
-		a->ck_off += len;
-		done += len;
-		if (a->ck_off >= p->bytes) {
-			a->ck.pieces++;
-			a->ck_idx++;
-			a->ck_off = 0;
-			a->ck_piece_bad = 0;
-		}
-	}
-	return done;
-}
-
 /* ------------------------------------------------------------ grow, shrink */
 
 uint64_t app_grow_now(struct app *a, uint64_t bytes)
@@ -408,7 +285,7 @@ static void report_command(struct app *a, const struct app_step *st, int ok)
 	}
 }
 
-static void step_end(struct app *a, uint64_t now, int ok)
+void app_step_end(struct app *a, uint64_t now, int ok)
 {
 	if (a->prog_kind == APP_PROG_COMMAND) {
 		report_command(a, &a->prog.step[a->pc], ok);
@@ -459,7 +336,7 @@ static uint64_t program_work(struct app *a, uint64_t now, uint64_t left)
 				left = sub_sat(left, a->chunk_bytes);
 			}
 			if (failed || a->step_done >= st->arg)
-				step_end(a, now, !failed);
+				app_step_end(a, now, !failed);
 			break;
 		}
 		case APP_OP_SHRINK: {
@@ -468,7 +345,7 @@ static uint64_t program_work(struct app *a, uint64_t now, uint64_t left)
 				a->step_done += drop_random(a);
 			left = sub_sat(left, PAGE_SIZE);
 			if (a->step_done >= st->arg || !a->held.n)
-				step_end(a, now, 1);
+				app_step_end(a, now, 1);
 			break;
 		}
 		case APP_OP_HOLD:
@@ -478,7 +355,7 @@ static uint64_t program_work(struct app *a, uint64_t now, uint64_t left)
 			}
 			if (now < a->step_t0 || now - a->step_t0 < st->arg)
 				return left;
-			step_end(a, now, 1);
+			app_step_end(a, now, 1);
 			break;
 		case APP_OP_CHECK:
 			app_start_check(a);
@@ -505,7 +382,7 @@ static uint64_t program_work(struct app *a, uint64_t now, uint64_t left)
 				a->step_given = app_shrink_now(a, st->arg);
 			if (failed || reserve_left) {
 				a->step_reserve_left = reserve_left;
-				step_end(a, now, 1);
+				app_step_end(a, now, 1);
 			}
 			break;
 		}
@@ -536,11 +413,11 @@ int app_poll(struct app *a, uint64_t now, uint64_t budget)
 {
 	uint64_t left = budget < PAGE_SIZE ? PAGE_SIZE : budget & ~(PAGE_SIZE - 1);
 	if (a->checking)
-		left = sub_sat(left, check_work(a, now, left));
+		left = sub_sat(left, app_check_work(a, now, left));
 	if (!a->checking && left)
 		left = program_work(a, now, left);
 	if (a->checking && left)   /* a check step just started: use the rest */
-		left = sub_sat(left, check_work(a, now, left));
+		left = sub_sat(left, app_check_work(a, now, left));
 	if (left)
 		cache_work(a, now, left);
 	return has_work(a, now);

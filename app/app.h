@@ -154,4 +154,10 @@ void app_format_status(const struct app *a, char *buf, size_t len);
 /* "app: activity idle; chunk 2048 KiB; cache target 32 MiB, 0 pages given back" */
 void app_format_activity(const struct app *a, char *buf, size_t len);
 
+/* Between the engine's files (app.c, check.c), not for callers: end the
+ * running pattern step (ok or failed), and do up to `budget` bytes of a
+ * running check, returning the bytes done. */
+void app_step_end(struct app *a, uint64_t now, int ok);
+uint64_t app_check_work(struct app *a, uint64_t now, uint64_t budget);
+
 #endif
