@@ -2,7 +2,7 @@
  * kclock.h - monotonic time for every module.
  *
  * clock_ns() is nanoseconds since boot, never goes backwards. In the kernel it
- * comes from the calibrated TSC (kernel/time.c); in host unit tests from a
+ * comes from the calibrated TSC (kernel/arch/time.c); in host unit tests from a
  * fake clock the test moves by hand (host_clock_set/host_clock_advance in
  * tests/unit/host_support.h), so timeouts and rate limits are tested without
  * sleeping.

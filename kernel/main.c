@@ -113,21 +113,6 @@ void kmain(const struct boot_info *bi_loader)
 	work_loop();
 }
 
-static int cmd_uptime(int argc, char **argv)
-{
-	uint64_t ns = clock_ns();
-	printf("up %lu.%03lu s, %lu timer ticks\n", ns / NS_PER_S, ns % NS_PER_S / NS_PER_MS, timer_ticks());
-	return 0;
-}
-CONSOLE_CMD("uptime", "time since boot", cmd_uptime);
-
-static int cmd_poweroff(int argc, char **argv)
-{
-	printf("powering off\n");
-	power_off(1);
-}
-CONSOLE_CMD("poweroff", "power the machine off", cmd_poweroff);
-
 /* After mm (INIT_MM): the LAPIC's registers need an uncached mapping. */
 static int timer_initcall(void)
 {

@@ -1,5 +1,5 @@
 /*
- * kmem.c - kernel/kmem.h on the memory manager.
+ * kmem.c - mm/kmem.h on the memory manager.
  *
  *  - phys_to_virt / virt_to_phys: the direct map, the kernel image, and (for
  *    the heap and anonymous windows) a page-table walk.

@@ -1,7 +1,7 @@
 /*
  * mm_kernel.h - the kernel's one instance of each mm structure, shared by the
  * kernel-side mm files (boot_init.c, kmem.c, heap.c, balloon_ops.c,
- * mm_console.c). Not for other modules: they use mm/mm.h and kernel/kmem.h.
+ * mm_console.c). Not for other modules: they use mm/mm.h and mm/kmem.h.
  */
 #ifndef MM_MM_KERNEL_H
 #define MM_MM_KERNEL_H

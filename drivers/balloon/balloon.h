@@ -8,7 +8,7 @@
  * The wire format is proto.h; the device shell virtio_balloon.c.
  *
  * It talks to three things, all given at balloon_init:
- *   - the device's queues: struct virtq (drivers/virtq.h) for inflate,
+ *   - the device's queues: struct virtq (drivers/virtio/virtq.h) for inflate,
  *     deflate and (optionally) stats and free page reporting, already set
  *     up by the transport;
  *   - a transport ops struct: read num_pages (generation-stable), write
@@ -206,7 +206,7 @@ struct balloon_mem_ops {
 };
 
 /* Memory the kernel could free on request (the shrinker registry,
- * kernel/shrinker.h), optional. */
+ * mm/shrinker.h), optional. */
 struct balloon_reclaim_ops {
 	/* Pages the caches could free now (0 if none). */
 	uint64_t (*count)(void *ctx);

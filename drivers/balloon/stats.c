@@ -9,7 +9,7 @@
  * same counters `mem` and `shrinkers` print:
  *   SWAP_IN, SWAP_OUT  0: there is no swap.
  *   MAJFLT, MINFLT     0: the kernel maps all memory up front and takes no
- *                      page faults (any #PF is a panic, kernel/arch.c), so
+ *                      page faults (any #PF is a panic, kernel/arch/arch.c), so
  *                      whenever a buffer can be sent the count is 0.
  *   MEMFREE            free frames (mem_ops free_pages: the allocator's free
  *                      count, balloon frames excluded, reported and isolated

@@ -5,7 +5,7 @@
  * The logic (pci.c) reaches configuration space only through struct
  * pci_access, so host tests run it on a simulated config space. The kernel
  * binds it to ECAM (MMIO) or, without MCFG, to ports 0xCF8/0xCFC
- * (drivers/pci_hw.c, which also keeps the table of devices found at boot).
+ * (drivers/pci/pci_hw.c, which also keeps the table of devices found at boot).
  *
  * Trust: config space comes from firmware and devices; loops in capability
  * lists or bridge numbering, out-of-range pointers and absurd BARs are
@@ -98,10 +98,12 @@ void pci_write(const struct pci_dev *d, uint16_t off, unsigned width, uint32_t v
 /* Set and clear bits in the command register. */
 void pci_command(const struct pci_dev *d, uint16_t set, uint16_t clear);
 
-/* ---- kernel side (drivers/pci_hw.c) */
+/* ---- kernel side (drivers/pci/pci_hw.c) */
 /* The nth device (0-based) with this vendor/device id, or NULL. */
 struct pci_dev *pci_find(uint16_t vendor, uint16_t device, unsigned nth);
 /* All devices found at boot. */
 struct pci_dev *pci_devices(unsigned *n);
+/* How config space is reached ("ECAM", "port I/O"; "nothing" before pci_init). */
+const char *pci_access_name(void);
 
 #endif /* DRIVERS_PCI_H */

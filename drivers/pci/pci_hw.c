@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include "hw/io.h"
 #include "kernel/lib/boot.h"
-#include "kernel/lib/console.h"
 #include "kernel/lib/initcall.h"
 #include "mm/kmem.h"
 #include "klog.h"
@@ -126,20 +125,4 @@ struct pci_dev *pci_devices(unsigned *n)
 	return devs;
 }
 
-static int cmd_lspci(int argc, char **argv)
-{
-	printf("pci: config space through %s\n", acc.name ? acc.name : "nothing");
-	for (unsigned i = 0; i < ndevs; i++) {
-		const struct pci_dev *d = &devs[i];
-		printf("%02x:%02x.%u %04x:%04x class %02x%02x%s", d->bus, d->dev, d->fn, d->vendor,
-		       d->device, d->class_code, d->subclass, d->header_type == 1 ? " bridge" : "");
-		for (unsigned b = 0; b < 6; b++)
-			if (d->bar[b].size)
-				printf(" BAR%u %s %#llx+%#llx", b,
-				       d->bar[b].io ? "io" : d->bar[b].mem64 ? "mem64" : "mem32",
-				       (unsigned long long)d->bar[b].addr, (unsigned long long)d->bar[b].size);
-		printf("\n");
-	}
-	return 0;
-}
-CONSOLE_CMD("lspci", "list the PCI functions found at boot", cmd_lspci);
+const char *pci_access_name(void) { return acc.name ? acc.name : "nothing"; }

@@ -9,7 +9,7 @@
  * Any failure writes FAILED and logs one line saying why.
  *
  * Registers are reached through struct vp_io (MMIO in the kernel, see
- * drivers/virtio_pci_hw.c; a simulated device in host tests), so everything
+ * drivers/virtio/virtio_pci_hw.c; a simulated device in host tests), so everything
  * here runs under cmocka, hostile devices included: FEATURES_OK refused,
  * queue sizes 0 or not a power of two, notify offsets beyond the notify
  * region, config_generation that never settles, reset that never completes,

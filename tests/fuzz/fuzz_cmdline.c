@@ -1,5 +1,5 @@
 /*
- * fuzz_cmdline.c - libFuzzer target: the kernel command line (kernel/cmdline.c).
+ * fuzz_cmdline.c - libFuzzer target: the kernel command line (kernel/lib/cmdline.c).
  *
  * The input is a command line (any bytes; a NUL ends it, as in the kernel).
  * It is parsed against a table with every option type, then each word goes

@@ -1,5 +1,5 @@
 /*
- * fuzz_virtq.c - libFuzzer target: used-ring processing (drivers/virtq.c).
+ * fuzz_virtq.c - libFuzzer target: used-ring processing (drivers/virtio/virtq.c).
  *
  * The input is a program: a queue size, then operations - the driver adds
  * chains, kicks, takes used entries, detaches after a "reset"; the device

@@ -6,7 +6,7 @@ has no python3-qemu.qmp).
         vm.wait_for(r"selftest: (\\d+) passed, (\\d+) failed", timeout=120)
         status = vm.wait_exit(30)
 
-Guest exit codes through isa-debug-exit (kernel/power.h): 33 pass, 35 fail.
+Guest exit codes through isa-debug-exit (kernel/arch/power.h): 33 pass, 35 fail.
 Every wait is bounded; a timeout raises TimeoutError with the tail of the log.
 """
 import os

@@ -1,7 +1,7 @@
 /*
  * host_support.h - what host unit tests get in place of kernel services:
  * a captured klog and a fake clock. Link tests/unit/host_support.c and
- * kernel/klog.c into every unit test.
+ * kernel/lib/klog.c into every unit test.
  */
 #ifndef HOST_SUPPORT_H
 #define HOST_SUPPORT_H
