@@ -21,7 +21,7 @@ static void __attribute__((format(printf, 2, 3))) proto_err(struct hdev *d, cons
 	d->protocol_errors++;
 }
 
-static uint64_t rnd(struct hdev *d) { return hostile_xorshift64(&d->rng); }
+static uint64_t rnd(struct hdev *d) { return rng_next(&d->rng); }
 
 static int live(const struct hdev *d)
 {
@@ -374,7 +374,7 @@ void hdev_init(struct hdev *d, struct hmem *mem, uint64_t seed)
 	d->end_pfn = mem->base_pfn + mem->npages;
 	d->host = calloc(mem->npages, 1);
 	d->process_on_notify = 1;
-	d->rng = seed ? seed : 0x2545f4914f6cdd1dull;
+	rng_seed(&d->rng, seed ? seed : 0x2545f4914f6cdd1dull);
 	for (int q = 0; q < HD_NQ; q++)
 		d->mode[q] = FAKE_ACK;
 	set_roles(d);

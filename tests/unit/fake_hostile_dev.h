@@ -35,6 +35,7 @@
 #include "fake_hostile_mem.h"
 #include "fake_virtio_dev.h"
 #include "fake_virtio_pci.h"
+#include "rng.h"
 
 /* Queue indexes with QEMU's default features (stats, no hinting); with
  * PAGE_REPORTING the reporting queue follows (hdev_queue(d, HD_ROLE_REPORT)). */
@@ -73,7 +74,7 @@ struct hdev {
 	 * discards, and protocol errors seen by the device. */
 	int tolerate_lies;
 	int lied;
-	uint64_t rng;
+	struct rng rng;
 	/* Register reads the test (fuzzer) overrides: called with the value the
 	 * device would return; status bits can only be added (a reset that the
 	 * device did not do never reads as done). */

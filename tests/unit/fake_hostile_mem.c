@@ -18,7 +18,7 @@ static void __attribute__((format(printf, 2, 3))) err(struct hmem *m, const char
 	m->errors++;
 }
 
-static uint64_t rnd(struct hmem *m) { return hostile_xorshift64(&m->rng); }
+static uint64_t rnd(struct hmem *m) { return rng_next(&m->rng); }
 
 static uint64_t tag_of(uint64_t seq)
 {
@@ -43,7 +43,7 @@ void hmem_init(struct hmem *m, uint64_t base_pfn, uint64_t npages, uint64_t seed
 	for (uint64_t i = 0; i < npages; i++)
 		m->app_idx[i] = HM_NO_APP;
 	m->nfree = npages;
-	m->rng = seed ? seed : 88172645463325252ull;
+	rng_seed(&m->rng, seed);
 	m->compact_enabled = 1;
 }
 

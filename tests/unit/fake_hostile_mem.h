@@ -36,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "drivers/balloon/balloon.h"
+#include "rng.h"
 
 enum { HM_FREE, HM_APP, HM_PINNED, HM_BALLOON, HM_ISOLATED };
 
@@ -46,17 +47,6 @@ struct hm_app_frame {
 	uint64_t pfn;
 	uint64_t tag;           /* what the frame's word must hold */
 };
-
-/* xorshift64: deterministic per seed, no libc state shared with the test.
- * The fakes' "random" choices all come from here. */
-static inline uint64_t hostile_xorshift64(uint64_t *state)
-{
-	uint64_t x = *state;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *state = x;
-}
 
 struct hmem {
 	uint64_t base_pfn, npages;
@@ -83,7 +73,7 @@ struct hmem {
 	struct hm_app_frame *app;
 	size_t app_n, app_cap;
 	uint64_t app_seq, app_allocs, app_frees, app_checks, app_corrupt;
-	uint64_t rng;
+	struct rng rng;          /* the application's placement choices */
 
 	/* what happened */
 	unsigned errors;
