@@ -11,7 +11,7 @@ KERNEL_SRCS += tests/guest/core_tests.c tests/guest/mm_tests.c tests/guest/virti
 # ---------------------------------------------------------------- hostile devices
 # The whole driver stack (transport, virtqueues, balloon core) against a
 # simulated device that misbehaves, over memory that checks every frame's owner.
-HOSTILE_FAKES := tests/unit/fake_hostile_sys.c tests/unit/fake_hostile_dev.c tests/unit/fake_hostile_mem.c \
+HOSTILE_FAKES := tests/unit/fake_hostile_sys.c tests/unit/fake_hostile_dev.c tests/unit/fake_balloon_mem.c \
                  tests/unit/fake_virtio_dev.c tests/unit/fake_virtio_pci.c
 
 HOSTILE_DRIVERS := $(PCI_LOGIC) $(VIRTIO_LOGIC) $(BALLOON_LOGIC)

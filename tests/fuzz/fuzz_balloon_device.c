@@ -135,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			x.dev.pci.qnoff[q] = k & 0x80 ? (uint16_t)((k & 0x7f) << 8 | byte(&in)) : k % 8;
 		}
 	x.dev.pci.refuse_features_ok = (f & 0xe0) == 0xe0;
-	hmem_app_alloc(&x.mem, (uint64_t)byte(&in) * 32);
+	fake_mem_app_alloc(&x.mem, (uint64_t)byte(&in) * 32);
 	hsys_bring_up(&x);
 	check(&x, "bring-up");
 
@@ -200,10 +200,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		case 12:                                  /* the application */
 			if (byte(&in) & 1)
-				hmem_app_alloc(&x.mem, byte(&in) * 8u);
+				fake_mem_app_alloc(&x.mem, byte(&in) * 8u);
 			else
-				hmem_app_free(&x.mem, byte(&in) * 8u);
-			hmem_app_check(&x.mem);
+				fake_mem_app_free(&x.mem, byte(&in) * 8u);
+			fake_mem_app_check(&x.mem);
 			break;
 		case 13:                                  /* a long wait (timeouts, retries) */
 			host_clock_advance((1 + byte(&in) % 8) * NS_PER_S);
@@ -238,7 +238,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      (unsigned long long)x.mem.nisolated);
 		CHECK(x.mem.frames_given == x.mem.frames_taken, "%llu frames taken, %llu given back",
 		      (unsigned long long)x.mem.frames_taken, (unsigned long long)x.mem.frames_given);
-		CHECK(hmem_app_check(&x.mem) == 0, "application data corrupt: %s", x.mem.first_error);
+		CHECK(fake_mem_app_check(&x.mem) == 0, "application data corrupt: %s", x.mem.first_error);
 	}
 	hsys_destroy(&x);
 	return 0;

@@ -1,6 +1,6 @@
 /*
  * fake_hostile_sys.h - one whole guest for the hostile-device tests and the
- * fuzzers: memory with its running application (fake_hostile_mem.h), a
+ * fuzzers: memory with its running application (fake_balloon_mem.h), a
  * virtio-balloon device (fake_hostile_dev.h), and the driver stack under
  * test - drivers/virtio_pci.c, drivers/virtq.c, drivers/balloon.c - composed
  * the way the kernel's glue (drivers/virtio_balloon.c) composes them: the
@@ -31,14 +31,14 @@
 #include "drivers/virtio/virtio_pci.h"
 #include "drivers/virtio/virtq.h"
 #include "fake_hostile_dev.h"
-#include "fake_hostile_mem.h"
+#include "fake_balloon_mem.h"
 
 #define HSYS_MAX_RECOVERIES 3
 
 enum { HSYS_QI, HSYS_QD, HSYS_QS, HSYS_QR, HSYS_NQ };
 
 struct hsys {
-	struct hmem mem;
+	struct fake_mem mem;
 	struct hdev dev;
 
 	/* the driver */

@@ -152,7 +152,7 @@ static struct bfx *make(uint64_t min_free, int compactor, enum fake_mode mode)
 {
 	struct bfx *fx = calloc(1, sizeof *fx);
 	assert_non_null(fx);
-	fake_mem_init(&fx->mem, BASE_PFN, MEM_PAGES);
+	fake_mem_init(&fx->mem, BASE_PFN, MEM_PAGES, 0);
 	fx->mops = fake_mem_ops;
 	if (!compactor)
 		fx->mops.compact = NULL;
@@ -511,8 +511,7 @@ static void test_unreachable_target_stable_and_quiet(void **state)
 	assert_true(more <= 10 * 12);  /* <= 10 retries, a handful of calls each */
 	/* memory freed by the guest gets used on a retry */
 	for (uint64_t p = BASE_PFN; p < BASE_PFN + 4 * PPB; p++)
-		fx->mem.st[p - BASE_PFN] = FM_FREE;
-	fx->mem.nfree += 4 * PPB;
+		assert_int_equal(fake_mem_free_at(&fx->mem, p), 0);
 	wait_ms(fx, 1100);
 	assert_settled(fx, 16 * PPB);
 	destroy(fx);

@@ -216,7 +216,7 @@ static uint32_t host_report(struct fake_vq *f, struct fake_elem *e, void *ctx)
 	x->reports++;
 	if (e->nseg > x->report_segs_max)
 		x->report_segs_max = e->nseg;
-	uint64_t free_avail = x->mem.nfree - x->mem.isolated_now * PPB;
+	uint64_t free_avail = x->mem.nfree;      /* isolated blocks are not in it */
 	if (free_avail < x->report_min_free_seen)
 		x->report_min_free_seen = free_avail;
 	for (unsigned s = 0; s < e->nseg; s++) {
@@ -248,7 +248,7 @@ static struct fx *make(const struct opts *o)
 {
 	struct fx *x = calloc(1, sizeof *x);
 	assert_non_null(x);
-	fake_mem_init(&x->mem, BASE_PFN, MEM_PAGES);
+	fake_mem_init(&x->mem, BASE_PFN, MEM_PAGES, 0);
 	x->mops = fake_mem_ops;
 	x->report_min_free_seen = UINT64_MAX;
 	for (int q = 0; q < NQ; q++) {
@@ -592,7 +592,7 @@ static void test_report_after_delay_merged_once(void **state)
 	assert_int_equal(x->reports, 1);
 	assert_int_equal(x->report_segs_max, 1);  /* neighbours merged into one range */
 	assert_int_equal(x->mem.reported_blocks, 20);
-	assert_int_equal(x->mem.isolated_now, 0); /* usable again after the ack */
+	assert_int_equal(x->mem.nisolated, 0); /* usable again after the ack */
 	for (uint64_t b = 10; b < 30; b++)
 		assert_true(fake_mem_block_flags(&x->mem, BASE_PFN + b * PPB) & FB_REPORTED);
 	/* not reported twice */
@@ -643,19 +643,19 @@ static void test_report_blocks_back_on_oom_and_bad_isolate(void **state)
 	touch_blocks(x, 0, 8, 1);
 	wait_ms(x, 50);
 	assert_true(x->b.rep.in_flight);
-	assert_int_equal(x->mem.isolated_now, 8);
+	assert_int_equal(x->mem.nisolated, 8 * PPB);
 	/* a host that sits on it: one line, the blocks stay out of use */
 	host_klog_reset();
 	wait_ms(x, 6000);
 	assert_int_equal(host_klog_count(), 1);
 	assert_true(host_klog_contains("has not acked a free page report"));
-	assert_int_equal(x->mem.isolated_now, 8);
+	assert_int_equal(x->mem.nisolated, 8 * PPB);
 	/* the allocator runs dry while they are out: the OOM path waits for
 	 * the report's ack (bounded) and hands them back, even without
 	 * DEFLATE_ON_OOM */
 	x->tr.ack_after = 2;
 	assert_int_equal(balloon_oom(&x->b, 1), 8 * PPB);
-	assert_int_equal(x->mem.isolated_now, 0);
+	assert_int_equal(x->mem.nisolated, 0);
 	assert_int_equal(x->mem.reported_blocks, 8);
 	check_all(x);
 	/* an allocator that isolates a ballooned block is caught: reporting off */

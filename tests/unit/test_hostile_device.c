@@ -4,7 +4,7 @@
  * split virtqueues (drivers/virtq.c) and the balloon core (drivers/balloon.c),
  * on a simulated device with a host view (fake_hostile_dev.c), over guest
  * memory that checks the ownership of every frame while an application keeps
- * allocating, freeing and checksumming its own (fake_hostile_mem.c).
+ * allocating, freeing and checksumming its own (fake_balloon_mem.c).
  *
  * The driver is the same composition as the kernel's glue
  * (drivers/virtio_balloon.c: init order, queue layout, balloon_init, a poller),
@@ -36,7 +36,7 @@
 #include "drivers/virtio/virtio_pci.h"
 #include "drivers/virtio/virtq.h"
 #include "fake_hostile_dev.h"
-#include "fake_hostile_mem.h"
+#include "fake_balloon_mem.h"
 #include "fake_hostile_sys.h"
 #include "host_support.h"
 #include "kclock.h"
@@ -65,7 +65,7 @@ static struct hsys *make_paused(uint64_t seed)
 	/* the application is already running: 4096 frames in small pieces all
 	 * over memory, so whole free blocks need compaction */
 	for (unsigned i = 0; i < 256; i++)
-		hmem_app_alloc(&x->mem, 16);
+		fake_mem_app_alloc(&x->mem, 16);
 	host_clock_set(NS_PER_S);
 	host_klog_reset();
 	return x;
@@ -155,13 +155,13 @@ static void assert_all_back(struct hsys *x)
 	assert_int_equal(x->mem.nballoon, 0);
 	assert_int_equal(balloon_owned(&x->b), 0);
 	assert_int_equal(x->mem.frames_given, x->mem.frames_taken);
-	assert_int_equal(x->mem.nfree + x->mem.napp + x->mem.npinned, NPAGES);
-	assert_int_equal(hmem_app_check(&x->mem), 0);
+	assert_int_equal(x->mem.nfree + x->mem.nused + x->mem.npinned, NPAGES);
+	assert_int_equal(fake_mem_app_check(&x->mem), 0);
 	uint64_t nfree = x->mem.nfree;
-	assert_int_equal(hmem_app_alloc(&x->mem, nfree), nfree);
+	assert_int_equal(fake_mem_app_alloc(&x->mem, nfree), nfree);
 	assert_int_equal(x->mem.nfree, 0);
-	assert_int_equal(hmem_app_check(&x->mem), 0);
-	hmem_app_free(&x->mem, nfree);
+	assert_int_equal(fake_mem_app_check(&x->mem), 0);
+	fake_mem_app_free(&x->mem, nfree);
 	assert_int_equal(x->mem.errors, 0);
 }
 
@@ -171,7 +171,7 @@ static void assert_app_kept_running(struct hsys *x)
 {
 	ticks(x, 256);                  /* and keeps running from here */
 	assert_true(x->mem.app_allocs > app_allocs_at_failure + 100);
-	assert_int_equal(hmem_app_check(&x->mem), 0);
+	assert_int_equal(fake_mem_app_check(&x->mem), 0);
 }
 
 /* After the failure was reported: silence, and nothing more goes to the device. */
@@ -398,7 +398,7 @@ static void test_target_above_total_memory(void **state)
 	log_has("clamped");
 	/* never above the limit; what the application does not hold went */
 	assert_true(balloon_owned(&x->b) <= NPAGES - MIN_FREE);
-	assert_true(balloon_owned(&x->b) + x->mem.napp + MIN_FREE + 1024 >= NPAGES);
+	assert_true(balloon_owned(&x->b) + x->mem.nused + MIN_FREE + 1024 >= NPAGES);
 	assert_int_equal(hdev_actual(&x->dev), balloon_actual(&x->b));
 	host_klog_reset();
 	hdev_set_target(&x->dev, 0xffffffffu);            /* absurd */

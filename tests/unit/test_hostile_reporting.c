@@ -87,7 +87,7 @@ static struct hsys *make(uint64_t seed, int reporting, int oom, unsigned report_
 	/* 4 blocks' worth, packed like a real allocator packs movable memory,
 	 * so whole blocks stay free to report */
 	x->mem.pack = 1;
-	hmem_app_alloc(&x->mem, 2048);
+	fake_mem_app_alloc(&x->mem, 2048);
 	host_clock_set(NS_PER_S);
 	host_klog_reset();
 	assert_int_equal(hsys_bring_up(x), 0);
@@ -142,14 +142,14 @@ static void assert_all_back(struct hsys *x)
 		ticks(x, 1);                  /* a report just sent comes back first */
 	assert_int_equal(x->mem.nballoon, balloon_owned(&x->b));
 	assert_int_equal(x->mem.nisolated, 0);
-	assert_int_equal(hmem_app_check(&x->mem), 0);
+	assert_int_equal(fake_mem_app_check(&x->mem), 0);
 	if (x->mem.nballoon == 0)
 		assert_int_equal(x->mem.frames_given, x->mem.frames_taken);
 	uint64_t nfree = x->mem.nfree;
 	x->mem.oom = NULL;                 /* just what is free, no deflate */
-	assert_int_equal(hmem_app_alloc(&x->mem, nfree), nfree);
-	assert_int_equal(hmem_app_check(&x->mem), 0);
-	hmem_app_free(&x->mem, nfree);
+	assert_int_equal(fake_mem_app_alloc(&x->mem, nfree), nfree);
+	assert_int_equal(fake_mem_app_check(&x->mem), 0);
+	fake_mem_app_free(&x->mem, nfree);
 	assert_int_equal(x->mem.errors, 0);
 }
 
@@ -158,7 +158,7 @@ static void assert_app_kept_running(struct hsys *x)
 {
 	ticks(x, 256);
 	assert_true(x->mem.app_allocs > app_allocs_at_failure + 100);
-	assert_int_equal(hmem_app_check(&x->mem), 0);
+	assert_int_equal(fake_mem_app_check(&x->mem), 0);
 }
 
 /* ------------------------------------------------------------ reporting */
@@ -265,7 +265,9 @@ static void test_report_isolate_bad_block_gives_the_rest_back(void **state)
 	host_klog_reset();
 	/* the first round: a free block, then one of the balloon's, then more
 	 * free blocks (sorted, the balloon's low block comes first) */
-	x->mem.bad_isolate = 1;
+	x->mem.bad_isolate_pfn = fake_mem_balloon_block(&x->mem);
+	assert_true(x->mem.bad_isolate_pfn != 0);
+	x->mem.bad_isolate_at = 1;
 	wait_ms(x, 1500);                            /* hsys_check: isolated == in flight */
 	log_has("allocator isolated a bad block for reporting");
 	log_has("free page reporting off");
@@ -288,7 +290,7 @@ static void test_deflate_on_oom_round_trip(void **state)
 	hdev_set_target(&x->dev, 30 * PPB);
 	settle_at(x, 30 * PPB);
 	uint64_t free = x->mem.nfree, failures = x->mem.app_alloc_failures;
-	assert_int_equal(hmem_app_alloc(&x->mem, free + 1000), free + 1000);
+	assert_int_equal(fake_mem_app_alloc(&x->mem, free + 1000), free + 1000);
 	assert_int_equal(x->mem.app_alloc_failures, failures);      /* the OOM path helped in time */
 	assert_true(x->mem.oom_pages >= 1000);
 	uint64_t held = balloon_owned(&x->b);
@@ -297,7 +299,7 @@ static void test_deflate_on_oom_round_trip(void **state)
 	wait_ms(x, 3000);
 	assert_int_equal(balloon_owned(&x->b), held);              /* holds */
 	log_has("balloon: deflated on OOM");
-	hmem_app_free(&x->mem, free + 1000);
+	fake_mem_app_free(&x->mem, free + 1000);
 	hdev_set_target(&x->dev, 20 * PPB);                        /* the host moves: capped no more */
 	settle_at(x, 20 * PPB);
 	hdev_set_target(&x->dev, 0);
@@ -320,7 +322,7 @@ static void test_deflate_on_oom_host_stops_acking(void **state)
 	hdev_set_mode(&x->dev, HD_DEFLATE, FAKE_DROP);
 	host_klog_reset();
 	uint64_t free = x->mem.nfree, given = x->mem.frames_given, t0 = clock_ns();
-	assert_int_equal(hmem_app_alloc(&x->mem, free + 1000), free);    /* what was free, no more */
+	assert_int_equal(fake_mem_app_alloc(&x->mem, free + 1000), free);    /* what was free, no more */
 	uint64_t waited = clock_ns() - t0;
 	assert_true(waited >= 150 * NS_PER_MS && waited <= 400 * NS_PER_MS);
 	assert_int_equal(x->mem.frames_given, given);                    /* nothing before the ack */
@@ -330,7 +332,7 @@ static void test_deflate_on_oom_host_stops_acking(void **state)
 	log_has("host did not ack a deflate on OOM within 200 ms");
 	/* a second OOM does not wait again while those acks are out */
 	t0 = clock_ns();
-	assert_int_equal(hmem_app_alloc(&x->mem, 10), 0);
+	assert_int_equal(fake_mem_app_alloc(&x->mem, 10), 0);
 	assert_true(clock_ns() - t0 < 10 * NS_PER_MS);
 	/* the host comes back */
 	hdev_set_mode(&x->dev, HD_DEFLATE, FAKE_ACK);
@@ -338,7 +340,7 @@ static void test_deflate_on_oom_host_stops_acking(void **state)
 	ticks(x, 5);
 	assert_true(x->mem.frames_given > given);
 	assert_true(x->mem.nfree > 0);
-	hmem_app_free(&x->mem, free);
+	fake_mem_app_free(&x->mem, free);
 	hdev_set_target(&x->dev, 0);
 	settle_at(x, 0);
 	assert_all_back(x);
@@ -365,7 +367,7 @@ static void test_deflate_on_oom_hostile_ack_logged_after(void **state)
 	hdev_set_used_idx(&x->dev, HD_DEFLATE, 1000);
 	host_klog_reset();
 	uint64_t free = x->mem.nfree, given = x->mem.frames_given;
-	assert_int_equal(hmem_app_alloc(&x->mem, free + 1000), free);
+	assert_int_equal(fake_mem_app_alloc(&x->mem, free + 1000), free);
 	assert_int_equal(x->mem.frames_given, given);
 	unsigned in_oom = host_klog_count();
 	char line[256];
