@@ -3,7 +3,7 @@
  * handling, and everything a device can do to the balloon driver after that.
  *
  * One guest (tests/unit/fake_hostile_sys.h: memory with a running
- * application, a simulated virtio-balloon, and drivers/virtio_pci.c +
+ * application, a simulated virtio-balloon, and drivers/virtio/virtio_pci.c +
  * virtq.c + balloon.c composed like the kernel) is built from the input:
  * offered features, number and sizes of queues, notify offsets, FEATURES_OK
  * refused or not; then the input is a program of device actions - targets
@@ -30,9 +30,8 @@
 #include "host_support.h"
 #include "kclock.h"
 
-#define PPB     PAGES_PER_BLOCK
 #define BASE    256u
-#define NPAGES  (16u * PPB)
+#define NPAGES  (16u * PAGES_PER_BLOCK)
 
 #define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "fuzz_balloon_device: " __VA_ARGS__); \
 	fprintf(stderr, "\n"); abort(); } } while (0)
@@ -89,7 +88,7 @@ static uint32_t target(struct input *in)
 		uint32_t hi = byte(in);
 		return (hi << 8 | byte(in)) % (NPAGES + 1);
 	}
-	case 1: return (uint32_t)(byte(in) % 17) * PPB;
+	case 1: return (uint32_t)(byte(in) % 17) * PAGES_PER_BLOCK;
 	case 2: return NPAGES + byte(in);
 	default: return u32(in);
 	}
@@ -103,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ovr_fired = 0;
 	host_clock_set(NS_PER_S);
 	host_klog_reset();
-	uint64_t min_free = (byte(&in) % 8) * PPB / 2;
+	uint64_t min_free = (byte(&in) % 8) * PAGES_PER_BLOCK / 2;
 	uint64_t seed = 1 + byte(&in);
 	CHECK(hsys_init(&x, BASE, NPAGES, min_free, seed) == 0, "out of memory");
 	x.app_check_every = 8;
@@ -135,7 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			x.dev.pci.qnoff[q] = k & 0x80 ? (uint16_t)((k & 0x7f) << 8 | byte(&in)) : k % 8;
 		}
 	x.dev.pci.refuse_features_ok = (f & 0xe0) == 0xe0;
-	hmem_app_alloc(&x.mem, (uint64_t)byte(&in) * 32);
+	fake_mem_app_alloc(&x.mem, (uint64_t)byte(&in) * 32);
 	hsys_bring_up(&x);
 	check(&x, "bring-up");
 
@@ -200,10 +199,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		case 12:                                  /* the application */
 			if (byte(&in) & 1)
-				hmem_app_alloc(&x.mem, byte(&in) * 8u);
+				fake_mem_app_alloc(&x.mem, byte(&in) * 8u);
 			else
-				hmem_app_free(&x.mem, byte(&in) * 8u);
-			hmem_app_check(&x.mem);
+				fake_mem_app_free(&x.mem, byte(&in) * 8u);
+			fake_mem_app_check(&x.mem);
 			break;
 		case 13:                                  /* a long wait (timeouts, retries) */
 			host_clock_advance((1 + byte(&in) % 8) * NS_PER_S);
@@ -238,7 +237,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      (unsigned long long)x.mem.nisolated);
 		CHECK(x.mem.frames_given == x.mem.frames_taken, "%llu frames taken, %llu given back",
 		      (unsigned long long)x.mem.frames_taken, (unsigned long long)x.mem.frames_given);
-		CHECK(hmem_app_check(&x.mem) == 0, "application data corrupt: %s", x.mem.first_error);
+		CHECK(fake_mem_app_check(&x.mem) == 0, "application data corrupt: %s", x.mem.first_error);
 	}
 	hsys_destroy(&x);
 	return 0;

@@ -22,20 +22,15 @@
 #include "kernel/lib/selftest.h"
 #include "mm/mm.h"
 #include "mm/mm_kernel.h"
+#include "tests/unit/rng.h"
 
 #define TEST_VA   0xffffe00000000000ull
 #define MAX_PAGES (1u << 18)            /* 1 GiB of test pages at most */
 
 static uint8_t live[MAX_PAGES];
-static uint64_t rng = 0x2545f4914f6cdd1dull;
+static struct rng rng = RNG_INIT(0x2545f4914f6cdd1dull);
 
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
+static uint64_t rnd(void) { return rng_next(&rng); }
 
 static inline uint64_t pattern(uint64_t va, unsigned w)
 {

@@ -1,77 +1,86 @@
-/* fake_balloon_mem.c - test frame allocator behind struct balloon_mem_ops; see header. */
+/* fake_balloon_mem.c - ownership-checking guest memory, its hostile knobs and its application; see the header. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "fake_balloon_mem.h"
 
-#define PPB PAGES_PER_BLOCK
-
-static void err(struct fake_mem *m, const char *what, uint64_t pfn)
+static void __attribute__((format(printf, 2, 3))) err(struct fake_mem *m, const char *fmt, ...)
 {
+	char line[sizeof m->first_error];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (!m->errors)
+		memcpy(m->first_error, line, sizeof line);
 	m->errors++;
-	fprintf(stderr, "fake mem: %s (pfn 0x%llx)\n", what, (unsigned long long)pfn);
+	fprintf(stderr, "fake mem: %s\n", line);
 }
 
-void fake_mem_init(struct fake_mem *m, uint64_t base_pfn, uint64_t npages)
+static unsigned long long ull(uint64_t v) { return (unsigned long long)v; }
+
+/* ------------------------------------------------------------ frames and blocks */
+
+void fake_mem_init(struct fake_mem *m, uint64_t base_pfn, uint64_t npages, uint64_t seed)
 {
 	memset(m, 0, sizeof *m);
 	m->base_pfn = base_pfn;
 	m->npages = npages;
 	m->st = calloc(npages, 1);
 	m->taken_order = malloc(npages);
+	m->word = calloc(npages, sizeof *m->word);
+	m->app_idx = malloc(npages * sizeof *m->app_idx);
+	m->nblk = (base_pfn + npages) / PAGES_PER_BLOCK + 1;
+	m->blk = calloc(m->nblk, 1);          /* never written: not resident */
+	if (!m->st || !m->taken_order || !m->word || !m->app_idx || !m->blk) {
+		fake_mem_destroy(m);
+		return;
+	}
 	memset(m->taken_order, 0xff, npages);
+	for (uint64_t i = 0; i < npages; i++)
+		m->app_idx[i] = FM_NO_APP;
 	m->nfree = npages;
-	m->nblk = (base_pfn + npages) / PPB + 1;
-	m->blk = calloc(m->nblk, 1);      /* indexed by pfn / PPB: never written = not resident */
+	rng_seed(&m->rng, seed);
 }
 
 void fake_mem_destroy(struct fake_mem *m)
 {
 	free(m->st);
 	free(m->taken_order);
+	free(m->word);
+	free(m->app_idx);
 	free(m->blk);
+	free(m->app);
+	memset(m, 0, sizeof *m);
 }
 
-static uint8_t *blkf(const struct fake_mem *m, uint64_t pfn) { return &m->blk[pfn / PPB]; }
+void fake_mem_touch_all(struct fake_mem *m)
+{
+	for (uint64_t i = 0; i < m->nblk; i++)
+		m->blk[i] |= FB_RESIDENT;
+}
+
+static uint8_t *blkf(const struct fake_mem *m, uint64_t pfn) { return &m->blk[pfn / PAGES_PER_BLOCK]; }
 
 unsigned fake_mem_block_flags(const struct fake_mem *m, uint64_t pfn) { return *blkf(m, pfn); }
 
-static uint8_t *st(struct fake_mem *m, uint64_t pfn) { return &m->st[pfn - m->base_pfn]; }
-static int in_range(const struct fake_mem *m, uint64_t pfn)
+static uint8_t *st(const struct fake_mem *m, uint64_t pfn) { return &m->st[pfn - m->base_pfn]; }
+
+/* [pfn, pfn + n) lies wholly in managed memory. */
+static int in_range(const struct fake_mem *m, uint64_t pfn, uint64_t n)
 {
-	return pfn >= m->base_pfn && pfn < m->base_pfn + m->npages;
+	return pfn >= m->base_pfn && pfn - m->base_pfn < m->npages && n <= m->npages - (pfn - m->base_pfn);
 }
 
-int fake_mem_alloc_at(struct fake_mem *m, uint64_t pfn, int pinned)
+static uint64_t end_pfn(const struct fake_mem *m) { return m->base_pfn + m->npages; }
+
+static uint64_t first_block(const struct fake_mem *m)
 {
-	if (!in_range(m, pfn) || *st(m, pfn) != FM_FREE)
-		return -1;
-	*st(m, pfn) = pinned ? FM_PINNED : FM_USED;
-	m->nfree--;
-	/* written by the guest: resident, and no longer reported */
-	*blkf(m, pfn) = (uint8_t)((*blkf(m, pfn) | FB_RESIDENT) & ~FB_REPORTED);
-	return 0;
+	return (m->base_pfn + PAGES_PER_BLOCK - 1) / PAGES_PER_BLOCK * PAGES_PER_BLOCK;
 }
 
-int fake_mem_free_at(struct fake_mem *m, uint64_t pfn)
-{
-	if (!in_range(m, pfn) || (*st(m, pfn) != FM_USED && *st(m, pfn) != FM_PINNED))
-		return -1;
-	*st(m, pfn) = FM_FREE;
-	m->nfree++;
-	return 0;
-}
-
-uint64_t fake_mem_alloc_any(struct fake_mem *m, uint64_t n, int pinned)
-{
-	uint64_t got = 0;
-	for (uint64_t p = m->base_pfn; p < m->base_pfn + m->npages && got < n; p++)
-		if (fake_mem_alloc_at(m, p, pinned) == 0)
-			got++;
-	return got;
-}
-
-static int range_free(struct fake_mem *m, uint64_t pfn, uint64_t n)
+static int range_free(const struct fake_mem *m, uint64_t pfn, uint64_t n)
 {
 	for (uint64_t p = pfn; p < pfn + n; p++)
 		if (*st(m, p) != FM_FREE)
@@ -79,21 +88,99 @@ static int range_free(struct fake_mem *m, uint64_t pfn, uint64_t n)
 	return 1;
 }
 
-static void take(struct fake_mem *m, uint64_t pfn, uint64_t n)
+/* Written by the guest: resident, and no longer what the host was told. */
+static void touch(struct fake_mem *m, uint64_t pfn)
 {
-	unsigned order = 0;
-	while ((1ull << order) < n)
-		order++;
+	*blkf(m, pfn) = (uint8_t)((*blkf(m, pfn) | FB_RESIDENT) & ~FB_REPORTED);
+}
+
+/* A free frame becomes USED or PINNED. */
+static void occupy(struct fake_mem *m, uint64_t pfn, uint8_t owner)
+{
+	*st(m, pfn) = owner;
+	m->nfree--;
+	if (owner == FM_PINNED)
+		m->npinned++;
+	else
+		m->nused++;
+	touch(m, pfn);
+}
+
+/* A USED or PINNED frame becomes free. */
+static void release(struct fake_mem *m, uint64_t pfn)
+{
+	if (*st(m, pfn) == FM_PINNED)
+		m->npinned--;
+	else
+		m->nused--;
+	*st(m, pfn) = FM_FREE;
+	m->nfree++;
+}
+
+int fake_mem_alloc_at(struct fake_mem *m, uint64_t pfn, int pinned)
+{
+	if (!in_range(m, pfn, 1) || *st(m, pfn) != FM_FREE)
+		return -1;
+	occupy(m, pfn, pinned ? FM_PINNED : FM_USED);
+	return 0;
+}
+
+int fake_mem_free_at(struct fake_mem *m, uint64_t pfn)
+{
+	if (!in_range(m, pfn, 1) || (*st(m, pfn) != FM_USED && *st(m, pfn) != FM_PINNED) ||
+	    m->app_idx[pfn - m->base_pfn] != FM_NO_APP)
+		return -1;
+	release(m, pfn);
+	return 0;
+}
+
+uint64_t fake_mem_alloc_any(struct fake_mem *m, uint64_t n, int pinned)
+{
+	uint64_t got = 0;
+	for (uint64_t p = m->base_pfn; p < end_pfn(m) && got < n; p++)
+		if (fake_mem_alloc_at(m, p, pinned) == 0)
+			got++;
+	return got;
+}
+
+uint64_t fake_mem_balloon_block(const struct fake_mem *m)
+{
+	for (uint64_t b = first_block(m); b + PAGES_PER_BLOCK <= end_pfn(m); b += PAGES_PER_BLOCK)
+		if (m->taken_order[b - m->base_pfn] == 9)
+			return b;
+	return 0;
+}
+
+int fake_mem_consistent(struct fake_mem *m)
+{
+	uint64_t c[8] = { 0 }, iso_blocks = 0;
+	for (uint64_t i = 0; i < m->npages; i++)
+		c[m->st[i] & 7]++;
+	for (uint64_t i = 0; i < m->nblk; i++)
+		iso_blocks += (m->blk[i] & FB_ISOLATED) != 0;
+	if (c[FM_FREE] != m->nfree || c[FM_USED] != m->nused || c[FM_PINNED] != m->npinned ||
+	    c[FM_BALLOON] != m->nballoon || c[FM_ISOLATED] != m->nisolated || iso_blocks * PAGES_PER_BLOCK != m->nisolated ||
+	    m->app_n > m->nused) {
+		err(m, "counters disagree with owners: free %llu/%llu used %llu/%llu (app %llu) balloon %llu/%llu "
+		    "isolated %llu/%llu",
+		    ull(c[FM_FREE]), ull(m->nfree), ull(c[FM_USED]), ull(m->nused), ull(m->app_n),
+		    ull(c[FM_BALLOON]), ull(m->nballoon), ull(c[FM_ISOLATED]), ull(m->nisolated));
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ balloon ops */
+
+static void take(struct fake_mem *m, uint64_t pfn, unsigned order)
+{
+	uint64_t n = 1ull << order;
 	m->taken_order[pfn - m->base_pfn] = (uint8_t)order;
 	for (uint64_t p = pfn; p < pfn + n; p++)
 		*st(m, p) = FM_BALLOON;
 	m->nfree -= n;
 	m->nballoon += n;
-}
-
-static uint64_t first_block(const struct fake_mem *m)
-{
-	return (m->base_pfn + PPB - 1) / PPB * PPB;
+	m->frames_taken += n;
 }
 
 static unsigned fm_take_blocks(void *ctx, uint64_t *pfns, unsigned max)
@@ -105,9 +192,9 @@ static unsigned fm_take_blocks(void *ctx, uint64_t *pfns, unsigned max)
 		pfns[n++] = m->bad_block_pfn;
 		m->bad_block_pfn = 0;
 	}
-	for (uint64_t b = first_block(m); b + PPB <= m->base_pfn + m->npages && n < max; b += PPB) {
-		if (range_free(m, b, PPB)) {
-			take(m, b, PPB);
+	for (uint64_t b = first_block(m); b + PAGES_PER_BLOCK <= end_pfn(m) && n < max; b += PAGES_PER_BLOCK) {
+		if (range_free(m, b, PAGES_PER_BLOCK)) {
+			take(m, b, 9);
 			pfns[n++] = b;
 			m->blocks_taken++;
 		}
@@ -118,14 +205,15 @@ static unsigned fm_take_blocks(void *ctx, uint64_t *pfns, unsigned max)
 static int fm_take_run(void *ctx, unsigned order, uint64_t *pfn)
 {
 	struct fake_mem *m = ctx;
-	uint64_t n = 1ull << order;
 	m->take_run_calls++;
-	if (order > BALLOON_MAX_RUN_ORDER)
-		err(m, "take_run order too large", order);
-	uint64_t start = (m->base_pfn + n - 1) / n * n;
-	for (uint64_t p = start; p + n <= m->base_pfn + m->npages; p += n) {
+	if (order > BALLOON_MAX_RUN_ORDER) {
+		err(m, "take_run order %u too large", order);
+		return -1;
+	}
+	uint64_t n = 1ull << order;
+	for (uint64_t p = (m->base_pfn + n - 1) / n * n; p + n <= end_pfn(m); p += n) {
 		if (range_free(m, p, n)) {
-			take(m, p, n);
+			take(m, p, order);
 			*pfn = p;
 			m->runs_taken++;
 			return 0;
@@ -138,99 +226,150 @@ static void fm_give_back(void *ctx, uint64_t pfn, unsigned order)
 {
 	struct fake_mem *m = ctx;
 	m->give_calls++;
-	if (!in_range(m, pfn)) {
-		err(m, "give_back outside memory", pfn);
+	if (order > 9 || !in_range(m, pfn, 1ull << order)) {
+		err(m, "give_back of pfn 0x%llx order %u outside memory", ull(pfn), order);
 		return;
 	}
 	if (m->taken_order[pfn - m->base_pfn] != order) {
-		err(m, "give_back of a range not taken like this (pfn/order mismatch)", pfn);
+		err(m, "give_back of pfn 0x%llx order %u: not a range taken like this (given twice?)", ull(pfn), order);
 		return;
 	}
+	uint64_t n = 1ull << order;
+	if (m->device_holds && m->device_holds(m->dctx, pfn, n))
+		err(m, "give_back of pfn 0x%llx order %u while the device may still use it", ull(pfn), order);
 	m->taken_order[pfn - m->base_pfn] = 0xff;
-	for (uint64_t p = pfn; p < pfn + (1ull << order); p++) {
+	for (uint64_t p = pfn; p < pfn + n; p++) {
 		if (*st(m, p) != FM_BALLOON) {
-			err(m, "give_back of a frame the balloon does not own", p);
+			err(m, "give_back of frame 0x%llx the balloon does not own", ull(p));
 			continue;
 		}
 		*st(m, p) = FM_FREE;
 		m->nfree++;
 		m->nballoon--;
+		m->frames_given++;
 	}
 	if (order == 9)
 		*blkf(m, pfn) &= (uint8_t)~FB_RESIDENT;   /* the host dropped it */
 }
 
-/* Move USED frames out of the sparsest block that has nothing pinned or
- * ballooned, into free frames of other partly used blocks. */
+/* The sparsest block holding only USED frames (UINT64_MAX: none); counts
+ * each block's free frames into nfree_of[] on the way. */
+static uint64_t sparsest_movable_block(struct fake_mem *m, uint64_t b0, uint64_t nb, uint16_t *nfree_of)
+{
+	uint64_t best = UINT64_MAX, best_used = PAGES_PER_BLOCK;
+	for (uint64_t i = 0; i < nb; i++) {
+		uint64_t b = b0 + i * PAGES_PER_BLOCK, used = 0, other = 0, fr = 0;
+		for (uint64_t p = b; p < b + PAGES_PER_BLOCK; p++) {
+			uint8_t s = *st(m, p);
+			used += s == FM_USED;
+			other += s == FM_PINNED || s == FM_BALLOON;
+			fr += s == FM_FREE;
+		}
+		nfree_of[i] = (uint16_t)fr;
+		if (used && !other && used < best_used) {
+			best = b;
+			best_used = used;
+		}
+	}
+	return best;
+}
+
+/* Move one USED frame, its contents and its application entry with it. */
+static void move_frame(struct fake_mem *m, uint64_t from, uint64_t to)
+{
+	uint32_t ai = m->app_idx[from - m->base_pfn];
+	m->word[to - m->base_pfn] = m->word[from - m->base_pfn];
+	m->app_idx[to - m->base_pfn] = ai;
+	if (ai != FM_NO_APP)
+		m->app[ai].pfn = to;
+	*st(m, to) = FM_USED;
+	touch(m, to);
+	*st(m, from) = FM_FREE;
+	m->app_idx[from - m->base_pfn] = FM_NO_APP;
+	m->word[from - m->base_pfn] = 0;
+	m->moved++;
+}
+
+/* Move the USED frames out of the sparsest block that holds nothing else,
+ * into free frames of blocks that are not wholly free (or lie partly outside
+ * the managed blocks): what a compactor does. */
 static unsigned fm_compact(void *ctx, unsigned want)
 {
 	struct fake_mem *m = ctx;
 	unsigned made = 0;
 	m->compact_calls++;
+	if (m->no_compact)
+		return 0;
+	uint64_t b0 = first_block(m), end = end_pfn(m);
+	uint64_t nb = end > b0 ? (end - b0) / PAGES_PER_BLOCK : 0;
+	uint16_t *nfree_of = calloc(nb ? nb : 1, sizeof *nfree_of);
+	if (!nfree_of)
+		return 0;
 	while (made < want) {
-		uint64_t best = UINT64_MAX, best_used = PPB;
-		for (uint64_t b = first_block(m); b + PPB <= m->base_pfn + m->npages; b += PPB) {
-			uint64_t used = 0, other = 0;
-			for (uint64_t p = b; p < b + PPB; p++) {
-				used += *st(m, p) == FM_USED;
-				other += *st(m, p) == FM_PINNED || *st(m, p) == FM_BALLOON;
-			}
-			if (used && !other && used < best_used) {
-				best = b;
-				best_used = used;
-			}
-		}
+		uint64_t best = sparsest_movable_block(m, b0, nb, nfree_of);
 		if (best == UINT64_MAX)
 			break;
-		/* destination: free frames outside `best` in blocks that are not wholly free */
-		uint64_t dst = first_block(m);
-		int ok = 1;
-		for (uint64_t p = best; p < best + PPB && ok; p++) {
+		uint64_t dst = m->base_pfn;
+		int stuck = 0;
+		for (uint64_t p = best; p < best + PAGES_PER_BLOCK && !stuck; p++) {
 			if (*st(m, p) != FM_USED)
 				continue;
-			for (;; dst++) {
-				if (dst + 1 > m->base_pfn + m->npages) { ok = 0; break; }
-				uint64_t db = dst / PPB * PPB;
-				if (db == best || range_free(m, db, PPB) || *st(m, dst) != FM_FREE)
+			for (; dst < end; dst++) {
+				if (*st(m, dst) != FM_FREE || (dst >= best && dst < best + PAGES_PER_BLOCK))
 					continue;
-				break;
+				if (dst < b0 || dst >= b0 + nb * PAGES_PER_BLOCK || nfree_of[(dst - b0) / PAGES_PER_BLOCK] != PAGES_PER_BLOCK)
+					break;
 			}
-			if (!ok)
-				break;
-			*st(m, dst) = FM_USED;
-			*st(m, p) = FM_FREE;
-			m->moved++;
+			if (dst >= end)
+				stuck = 1;
+			else
+				move_frame(m, p, dst);
 		}
-		if (!ok || !range_free(m, best, PPB))
+		if (stuck)
 			break;
 		made++;
 	}
+	free(nfree_of);
 	return made;
 }
 
-/* ---- free page reporting */
+static uint64_t fm_free_pages(void *ctx) { return ((struct fake_mem *)ctx)->nfree; }
+static uint64_t fm_total_pages(void *ctx) { return ((struct fake_mem *)ctx)->npages; }
 
-static int reportable(struct fake_mem *m, uint64_t b)
+/* ------------------------------------------------------------ free page reporting */
+
+static int reportable(const struct fake_mem *m, uint64_t b)
 {
 	return (*blkf(m, b) & (FB_RESIDENT | FB_REPORTED | FB_ISOLATED)) == FB_RESIDENT &&
-	       range_free(m, b, PPB);
+	       range_free(m, b, PAGES_PER_BLOCK);
 }
 
 static uint64_t fm_report_pending(void *ctx)
 {
 	struct fake_mem *m = ctx;
 	uint64_t n = 0;
-	for (uint64_t b = first_block(m); b + PPB <= m->base_pfn + m->npages; b += PPB)
+	for (uint64_t b = first_block(m); b + PAGES_PER_BLOCK <= end_pfn(m); b += PAGES_PER_BLOCK)
 		n += reportable(m, b);
 	return n;
 }
 
 static void isolate(struct fake_mem *m, uint64_t b)
 {
-	for (uint64_t p = b; p < b + PPB; p++)
+	for (uint64_t p = b; p < b + PAGES_PER_BLOCK; p++)
 		*st(m, p) = FM_ISOLATED;
 	*blkf(m, b) |= FB_ISOLATED;
-	m->isolated_now++;
+	m->nfree -= PAGES_PER_BLOCK;
+	m->nisolated += PAGES_PER_BLOCK;
+	m->isolated_blocks++;
+}
+
+/* The hostile knob: the bad PFN goes in at its place of the list, once. */
+static void slip_bad_isolate(struct fake_mem *m, uint64_t *pfns, unsigned *n, unsigned max)
+{
+	if (m->bad_isolate_pfn && *n == m->bad_isolate_at && *n < max) {
+		pfns[(*n)++] = m->bad_isolate_pfn;
+		m->bad_isolate_pfn = 0;
+	}
 }
 
 static unsigned fm_report_isolate(void *ctx, uint64_t *pfns, unsigned max)
@@ -238,19 +377,17 @@ static unsigned fm_report_isolate(void *ctx, uint64_t *pfns, unsigned max)
 	struct fake_mem *m = ctx;
 	unsigned n = 0;
 	m->isolate_calls++;
-	if (m->bad_isolate_pfn && max) {
-		pfns[n++] = m->bad_isolate_pfn;
-		m->bad_isolate_pfn = 0;
-	}
 	/* from the top down, like a list that is not in address order */
-	uint64_t top = (m->base_pfn + m->npages) / PPB * PPB;
-	for (uint64_t b = top; b >= first_block(m) + PPB && n < max; ) {
-		b -= PPB;
-		if (reportable(m, b)) {
+	uint64_t top = end_pfn(m) / PAGES_PER_BLOCK * PAGES_PER_BLOCK;
+	for (uint64_t b = top; b >= first_block(m) + PAGES_PER_BLOCK && n < max; ) {
+		slip_bad_isolate(m, pfns, &n, max);
+		b -= PAGES_PER_BLOCK;
+		if (n < max && reportable(m, b)) {
 			isolate(m, b);
 			pfns[n++] = b;
 		}
 	}
+	slip_bad_isolate(m, pfns, &n, max);
 	return n;
 }
 
@@ -258,36 +395,26 @@ static void fm_report_done(void *ctx, const uint64_t *pfns, unsigned n, int repo
 {
 	struct fake_mem *m = ctx;
 	m->done_calls++;
-	for (unsigned i = 0; i < n; i++) {
-		uint64_t b = pfns[i];
-		if (!in_range(m, b) || b % PPB || !(*blkf(m, b) & FB_ISOLATED)) {
-			err(m, "report_done of a block that is not isolated", b);
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t b = pfns[k];
+		if (b % PAGES_PER_BLOCK || !in_range(m, b, PAGES_PER_BLOCK) || !(*blkf(m, b) & FB_ISOLATED)) {
+			err(m, "report_done of block 0x%llx, which is not isolated", ull(b));
 			continue;
 		}
-		for (uint64_t p = b; p < b + PPB; p++)
+		if (m->device_holds && m->device_holds(m->dctx, b, PAGES_PER_BLOCK))
+			err(m, "report_done of block 0x%llx while the device may still write it", ull(b));
+		for (uint64_t p = b; p < b + PAGES_PER_BLOCK; p++)
 			*st(m, p) = FM_FREE;
 		*blkf(m, b) &= (uint8_t)~FB_ISOLATED;
-		m->isolated_now--;
+		m->nisolated -= PAGES_PER_BLOCK;
+		m->nfree += PAGES_PER_BLOCK;
 		if (reported) {
 			*blkf(m, b) = (uint8_t)((*blkf(m, b) | FB_REPORTED) & ~FB_RESIDENT);
 			m->reported_blocks++;
 		} else {
-			m->unreported_returns++;
+			m->unreported_blocks++;
 		}
 	}
-}
-
-static uint64_t fm_free_pages(void *ctx) { return ((struct fake_mem *)ctx)->nfree; }
-static uint64_t fm_total_pages(void *ctx) { return ((struct fake_mem *)ctx)->npages; }
-
-int fake_mem_consistent(const struct fake_mem *m)
-{
-	uint64_t f = 0, bl = 0;
-	for (uint64_t i = 0; i < m->npages; i++) {
-		f += m->st[i] == FM_FREE || m->st[i] == FM_ISOLATED;
-		bl += m->st[i] == FM_BALLOON;
-	}
-	return f == m->nfree && bl == m->nballoon ? 0 : -1;
 }
 
 const struct balloon_mem_ops fake_mem_ops = {
@@ -301,3 +428,154 @@ const struct balloon_mem_ops fake_mem_ops = {
 	.report_isolate = fm_report_isolate,
 	.report_done = fm_report_done,
 };
+
+/* ------------------------------------------------------------ device side */
+
+static const char *owner_name(uint8_t s)
+{
+	switch (s) {
+	case FM_FREE: return "nobody";
+	case FM_USED: return "guest data";
+	case FM_PINNED: return "the kernel";
+	case FM_ISOLATED: return "a report";
+	default: return "the balloon";
+	}
+}
+
+void fake_mem_device_discard(struct fake_mem *m, uint64_t pfn)
+{
+	m->discards++;
+	if (!in_range(m, pfn, 1))
+		return;   /* the device model reports PFNs outside RAM itself */
+	if (*st(m, pfn) != FM_BALLOON)
+		err(m, "device discarded frame 0x%llx, owned by %s, not the balloon", ull(pfn), owner_name(*st(m, pfn)));
+	m->word[pfn - m->base_pfn] = FM_POISON;
+}
+
+void fake_mem_device_report(struct fake_mem *m, uint64_t pfn)
+{
+	m->report_writes++;
+	if (!in_range(m, pfn, 1))
+		return;
+	if (*st(m, pfn) != FM_ISOLATED)
+		err(m, "device wrote reported frame 0x%llx, which is not isolated (owned by %s)", ull(pfn),
+		    owner_name(*st(m, pfn)));
+	m->word[pfn - m->base_pfn] = FM_POISON;
+}
+
+/* ------------------------------------------------------------ application */
+
+static uint64_t rnd(struct fake_mem *m) { return rng_next(&m->rng); }
+
+static uint64_t tag_of(uint64_t seq)
+{
+	uint64_t x = seq * 0x9e3779b97f4a7c15ull + 0x1234567;
+	x ^= x >> 31;
+	return x == FM_POISON ? x + 1 : x;
+}
+
+static int app_grow(struct fake_mem *m)
+{
+	if (m->app_n < m->app_cap)
+		return 0;
+	size_t cap = m->app_cap ? m->app_cap * 2 : 256;
+	struct fm_app_frame *v = realloc(m->app, cap * sizeof *v);
+	if (!v)
+		return -1;
+	m->app = v;
+	m->app_cap = cap;
+	return 0;
+}
+
+/* Frame index i (free) becomes the application's, with a fresh tag. */
+static void app_take(struct fake_mem *m, uint64_t i)
+{
+	uint64_t tag = tag_of(++m->app_seq);
+	m->app[m->app_n] = (struct fm_app_frame){ m->base_pfn + i, tag };
+	m->app_idx[i] = (uint32_t)m->app_n;
+	m->app_n++;
+	occupy(m, m->base_pfn + i, FM_USED);
+	m->word[i] = tag;
+}
+
+uint64_t fake_mem_app_alloc(struct fake_mem *m, uint64_t n)
+{
+	uint64_t got = 0;
+	if (!m->npages)
+		return 0;
+	if (m->nfree < n && m->oom) {
+		/* the allocator runs dry: ask the balloon, like mm's OOM notifier */
+		m->oom_calls++;
+		m->oom_pages += m->oom(m->octx, n - m->nfree);
+	}
+	if (m->nfree < n)
+		m->app_alloc_failures++;
+	uint64_t i = m->pack ? m->cursor % m->npages : rnd(m) % m->npages;
+	for (uint64_t scanned = 0; scanned < m->npages && got < n && m->nfree; scanned++, i++) {
+		if (i == m->npages)
+			i = 0;
+		if (m->st[i] != FM_FREE)
+			continue;
+		if (app_grow(m) != 0)
+			break;
+		app_take(m, i);
+		got++;
+		m->cursor = i + 1;
+	}
+	m->app_allocs += got;
+	return got;
+}
+
+uint64_t fake_mem_app_free(struct fake_mem *m, uint64_t n)
+{
+	uint64_t done = 0;
+	while (done < n && m->app_n) {
+		size_t k = (size_t)(rnd(m) % m->app_n);
+		uint64_t i = m->app[k].pfn - m->base_pfn;
+		/* a frame is checked on its way out, like a program reading its data last */
+		if (m->word[i] != m->app[k].tag) {
+			m->app_corrupt++;
+			err(m, "application frame 0x%llx corrupt (0x%llx, expected 0x%llx)", ull(m->app[k].pfn),
+			    ull(m->word[i]), ull(m->app[k].tag));
+		}
+		m->app_idx[i] = FM_NO_APP;
+		release(m, m->base_pfn + i);
+		m->app_n--;
+		if (k != m->app_n) {
+			m->app[k] = m->app[m->app_n];
+			m->app_idx[m->app[k].pfn - m->base_pfn] = (uint32_t)k;
+		}
+		done++;
+	}
+	m->app_frees += done;
+	return done;
+}
+
+uint64_t fake_mem_app_check(struct fake_mem *m)
+{
+	uint64_t bad = 0;
+	m->app_checks++;
+	for (size_t k = 0; k < m->app_n; k++) {
+		uint64_t i = m->app[k].pfn - m->base_pfn;
+		if (m->st[i] != FM_USED || m->word[i] != m->app[k].tag || m->app_idx[i] != k) {
+			if (!bad)
+				err(m, "application frame 0x%llx corrupt or lost (owner %u, 0x%llx, expected 0x%llx)",
+				    ull(m->app[k].pfn), m->st[i], ull(m->word[i]), ull(m->app[k].tag));
+			bad++;
+		}
+	}
+	m->app_corrupt += bad;
+	return bad;
+}
+
+void fake_mem_app_step(struct fake_mem *m, unsigned step, unsigned check_every)
+{
+	/* grow and shrink in turns so the application keeps a changing set */
+	uint64_t n = 1 + rnd(m) % 16;
+	if ((step / 64) % 2 == 0)
+		fake_mem_app_alloc(m, n);
+	else
+		fake_mem_app_free(m, n);
+	if (check_every && step % check_every == 0)
+		fake_mem_app_check(m);
+}

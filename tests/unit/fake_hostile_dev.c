@@ -21,7 +21,7 @@ static void __attribute__((format(printf, 2, 3))) proto_err(struct hdev *d, cons
 	d->protocol_errors++;
 }
 
-static uint64_t rnd(struct hdev *d) { return hostile_xorshift64(&d->rng); }
+static uint64_t rnd(struct hdev *d) { return rng_next(&d->rng); }
 
 static int live(const struct hdev *d)
 {
@@ -78,7 +78,7 @@ static uint32_t balloon_elem(struct fake_vq *f, struct fake_elem *e, void *ctx)
 					proto_err(d, "PFN 0x%llx inflated while already in the balloon", (unsigned long long)pfn);
 				set_host(d, pfn, HOST_INFLATED);
 				if (honest(d))
-					hmem_device_discard(d->mem, pfn);
+					fake_mem_device_discard(d->mem, pfn);
 			} else {
 				if (h != HOST_INFLATED)
 					proto_err(d, "deflate of PFN 0x%llx, which is not inflated", (unsigned long long)pfn);
@@ -117,7 +117,7 @@ static uint32_t report_elem(struct fake_vq *f, struct fake_elem *e, void *ctx)
 			if (f->mode != FAKE_ACK)
 				set_host(d, pfn, HOST_REPORTING);
 			if (honest(d))
-				hmem_device_report(d->mem, pfn);
+				fake_mem_device_report(d->mem, pfn);
 		}
 	}
 	return 0;   /* QEMU pushes reported elements with len 0 */
@@ -365,7 +365,7 @@ const struct vp_io hdev_io = { hd_read, hd_write, hd_dma_alloc };
 
 /* ------------------------------------------------------------ set-up and knobs */
 
-void hdev_init(struct hdev *d, struct hmem *mem, uint64_t seed)
+void hdev_init(struct hdev *d, struct fake_mem *mem, uint64_t seed)
 {
 	memset(d, 0, sizeof *d);
 	fake_vpci_init(&d->pci);
@@ -374,7 +374,7 @@ void hdev_init(struct hdev *d, struct hmem *mem, uint64_t seed)
 	d->end_pfn = mem->base_pfn + mem->npages;
 	d->host = calloc(mem->npages, 1);
 	d->process_on_notify = 1;
-	d->rng = seed ? seed : 0x2545f4914f6cdd1dull;
+	rng_seed(&d->rng, seed ? seed : 0x2545f4914f6cdd1dull);
 	for (int q = 0; q < HD_NQ; q++)
 		d->mode[q] = FAKE_ACK;
 	set_roles(d);

@@ -7,7 +7,7 @@
  * is served by tests/unit/fake_virtio_dev.c on the rings at the addresses the
  * driver programmed. On top of that it keeps the host's view of the balloon:
  *   - inflate: each PFN must be in guest RAM and not already inflated; the
- *     frame is discarded (its contents poisoned in struct hmem);
+ *     frame is discarded (its contents poisoned in struct fake_mem);
  *   - deflate: each PFN must be inflated; it stays "deflating" until the
  *     element is completed, and only then may the guest reuse it;
  *   - reporting: each range must be whole isolated 2 MiB blocks of guest
@@ -16,7 +16,7 @@
  *   - a reset the device confirmed forgets everything (the driver may take
  *     all its buffers back); a reset that never completes, or a device that
  *     disappeared, keeps it (the driver must not).
- * hdev_holds() is that view for hmem's "may the device still use it" check,
+ * hdev_holds() is that view for fake_mem's "may the device still use it" check,
  * including PFNs in inflate elements made available but not yet popped.
  * Driver mistakes are counted in protocol_errors (first in first_error).
  *
@@ -32,9 +32,10 @@
 
 #include <stdint.h>
 #include "drivers/virtio/virtio_pci.h"
-#include "fake_hostile_mem.h"
+#include "fake_balloon_mem.h"
 #include "fake_virtio_dev.h"
 #include "fake_virtio_pci.h"
+#include "rng.h"
 
 /* Queue indexes with QEMU's default features (stats, no hinting); with
  * PAGE_REPORTING the reporting queue follows (hdev_queue(d, HD_ROLE_REPORT)). */
@@ -53,7 +54,7 @@ struct hdev {
 	int process_on_notify;           /* serve a queue as soon as it is kicked (default 1) */
 
 	/* host view of guest RAM [base_pfn, end_pfn) */
-	struct hmem *mem;
+	struct fake_mem *mem;
 	uint64_t base_pfn, end_pfn;
 	uint8_t *host;                   /* HOST_* per frame */
 	uint64_t host_inflated;
@@ -73,7 +74,7 @@ struct hdev {
 	 * discards, and protocol errors seen by the device. */
 	int tolerate_lies;
 	int lied;
-	uint64_t rng;
+	struct rng rng;
 	/* Register reads the test (fuzzer) overrides: called with the value the
 	 * device would return; status bits can only be added (a reset that the
 	 * device did not do never reads as done). */
@@ -94,7 +95,7 @@ extern const struct vp_io hdev_io;
 
 /* A QEMU-like balloon (VERSION_1, STATS_VQ, PAGE_POISON offered; queues of
  * 128) over guest RAM [mem->base_pfn, + mem->npages). Wires mem->device_holds. */
-void hdev_init(struct hdev *d, struct hmem *mem, uint64_t seed);
+void hdev_init(struct hdev *d, struct fake_mem *mem, uint64_t seed);
 void hdev_destroy(struct hdev *d);
 /* A vp_dev wired to the device, regions as QEMU lays them out. */
 void hdev_attach_vp(struct hdev *d, struct vp_dev *vp, const char *name);
@@ -119,7 +120,7 @@ void hdev_raise_needs_reset(struct hdev *d);
 /* The device resets itself (status 0, queues gone, like a host-side reset). */
 void hdev_self_reset(struct hdev *d);
 
-/* hmem's device_holds callback: 1 if any frame of the range may still be used. */
+/* fake_mem's device_holds callback: 1 if any frame of the range may still be used. */
 int hdev_holds(void *ctx, uint64_t pfn, uint64_t count);
 /* Frames the host currently considers in the balloon (inflated or deflating). */
 uint64_t hdev_host_pages(const struct hdev *d);

@@ -94,7 +94,7 @@ int hsys_bring_up(struct hsys *x)
 	x->up = 1;
 	struct balloon_setup s = {
 		.tops = &transport_ops, .tctx = x,
-		.mops = &hmem_report_ops, .mctx = &x->mem,
+		.mops = &fake_mem_ops, .mctx = &x->mem,
 		.inflate_vq = &x->vq[HSYS_QI], .deflate_vq = &x->vq[HSYS_QD],
 		.stats_vq = x->has_stats ? &x->vq[HSYS_QS] : NULL,
 		.report_vq = x->has_report ? &x->vq[HSYS_QR] : NULL,
@@ -152,7 +152,7 @@ void hsys_tick(struct hsys *x)
 		hdev_run(&x->dev);
 	hsys_poll(x);
 	if (!x->app_paused)
-		hmem_app_step(&x->mem, x->step++, x->app_check_every);
+		fake_mem_app_step(&x->mem, x->step++, x->app_check_every);
 }
 
 /* ------------------------------------------------------------ set-up */
@@ -160,7 +160,8 @@ void hsys_tick(struct hsys *x)
 int hsys_init(struct hsys *x, uint64_t base_pfn, uint64_t npages, uint64_t min_free, uint64_t seed)
 {
 	memset(x, 0, sizeof *x);
-	hmem_init(&x->mem, base_pfn, npages, seed);
+	fake_mem_init(&x->mem, base_pfn, npages, seed);
+	fake_mem_touch_all(&x->mem);      /* a guest that has been running: every block was written */
 	hdev_init(&x->dev, &x->mem, seed * 7 + 1);
 	hdev_attach_vp(&x->dev, &x->vp, "virtio-balloon");
 	x->max_pfn = base_pfn + npages;
@@ -181,7 +182,7 @@ int hsys_init(struct hsys *x, uint64_t base_pfn, uint64_t npages, uint64_t min_f
 void hsys_destroy(struct hsys *x)
 {
 	hdev_destroy(&x->dev);
-	hmem_destroy(&x->mem);
+	fake_mem_destroy(&x->mem);
 	free(x->dma);
 	free(x->track);
 	x->dma = x->track = NULL;
@@ -196,7 +197,7 @@ int hsys_check(struct hsys *x, char *why, size_t len)
 		snprintf(why, len, "balloon_check: %s", b);
 		return -1;
 	}
-	hmem_consistent(&x->mem);
+	fake_mem_consistent(&x->mem);
 	if (x->mem.errors) {
 		snprintf(why, len, "memory: %s (%u errors)", x->mem.first_error, x->mem.errors);
 		return -1;

@@ -1,9 +1,9 @@
 /*
  * fake_hostile_sys.h - one whole guest for the hostile-device tests and the
- * fuzzers: memory with its running application (fake_hostile_mem.h), a
+ * fuzzers: memory with its running application (fake_balloon_mem.h), a
  * virtio-balloon device (fake_hostile_dev.h), and the driver stack under
- * test - drivers/virtio_pci.c, drivers/virtq.c, drivers/balloon.c - composed
- * the way the kernel's glue (drivers/virtio_balloon.c) composes them: the
+ * test - drivers/virtio/virtio_pci.c, drivers/virtio/virtq.c, drivers/balloon/ - composed
+ * the way the kernel's glue (drivers/balloon/virtio_balloon.c) composes them: the
  * same init order, queue layout from the offered features, balloon_init, a
  * poll every millisecond.
  *
@@ -32,14 +32,14 @@
 #include "drivers/virtio/virtio_pci.h"
 #include "drivers/virtio/virtq.h"
 #include "fake_hostile_dev.h"
-#include "fake_hostile_mem.h"
+#include "fake_balloon_mem.h"
 
 #define HSYS_MAX_RECOVERIES 3
 
 enum { HSYS_QI, HSYS_QD, HSYS_QS, HSYS_QR, HSYS_NQ };
 
 struct hsys {
-	struct hmem mem;
+	struct fake_mem mem;
 	struct hdev dev;
 
 	/* the driver */

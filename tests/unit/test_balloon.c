@@ -26,9 +26,8 @@
 #include "host_support.h"
 #include "kclock.h"
 
-#define PPB       PAGES_PER_BLOCK
 #define BASE_PFN  1024u                 /* RAM starts at 4 MiB */
-#define MEM_PAGES (128u * PPB)          /* 256 MiB */
+#define MEM_PAGES (128u * PAGES_PER_BLOCK)          /* 256 MiB */
 #define MAX_PFN   (BASE_PFN + MEM_PAGES)
 #define QSIZE     128u                  /* QEMU's inflate/deflate/stats size */
 
@@ -124,7 +123,7 @@ static uint32_t host_elem(struct fake_vq *f, struct fake_elem *e, void *ctx)
 		}
 	}
 	fx->host_elems[!inflate]++;
-	if (inflate && n == PPB && consecutive && first % PPB == 0 && e->nseg == 2 &&
+	if (inflate && n == PAGES_PER_BLOCK && consecutive && first % PAGES_PER_BLOCK == 0 && e->nseg == 2 &&
 	    e->seg[0].len == 1024 && e->seg[1].len == 1024)
 		fx->host_block_elems++;
 	return 0;
@@ -153,7 +152,7 @@ static struct bfx *make(uint64_t min_free, int compactor, enum fake_mode mode)
 {
 	struct bfx *fx = calloc(1, sizeof *fx);
 	assert_non_null(fx);
-	fake_mem_init(&fx->mem, BASE_PFN, MEM_PAGES);
+	fake_mem_init(&fx->mem, BASE_PFN, MEM_PAGES, 0);
 	fx->mops = fake_mem_ops;
 	if (!compactor)
 		fx->mops.compact = NULL;
@@ -297,10 +296,10 @@ static void test_init_rejects_bad_setup(void **state)
 static void test_inflate_whole_blocks(void **state)
 {
 	(void)state;
-	struct bfx *fx = make(4 * PPB, 1, FAKE_ACK);
-	fx->tr.num_pages = 40 * PPB;            /* 80 MiB */
+	struct bfx *fx = make(4 * PAGES_PER_BLOCK, 1, FAKE_ACK);
+	fx->tr.num_pages = 40 * PAGES_PER_BLOCK;            /* 80 MiB */
 	poll_n(fx, 10);
-	assert_settled(fx, 40 * PPB);
+	assert_settled(fx, 40 * PAGES_PER_BLOCK);
 	assert_int_equal(fx->host_block_elems, 40);   /* every element was one whole block */
 	assert_int_equal(fx->host_elems[0], 40);
 	assert_int_equal(fx->host_pfns_max_desc, 256);
@@ -321,26 +320,26 @@ static void test_many_in_flight_actual_follows_acks(void **state)
 {
 	(void)state;
 	struct bfx *fx = make(0, 1, FAKE_HOLD);
-	fx->tr.num_pages = 32 * PPB;
+	fx->tr.num_pages = 32 * PAGES_PER_BLOCK;
 	poll_n(fx, 1);
 	/* one poll put a whole batch in flight, nothing acked yet */
 	assert_int_equal(fx->dev[QI].nheld, 16);
-	assert_int_equal(fx->b.inflating, 16 * PPB);
+	assert_int_equal(fx->b.inflating, 16 * PAGES_PER_BLOCK);
 	assert_int_equal(balloon_actual(&fx->b), 0);
 	assert_int_equal(fx->tr.actual, 0);
 	poll_n(fx, 1);
 	assert_int_equal(fx->dev[QI].nheld, 32);     /* more while the first are in flight */
 	fake_vq_complete(&fx->dev[QI], 5);
 	poll_n(fx, 1);
-	assert_int_equal(fx->tr.actual, 5 * PPB);     /* written as the batch was acked */
-	assert_int_equal(balloon_actual(&fx->b), 5 * PPB);
+	assert_int_equal(fx->tr.actual, 5 * PAGES_PER_BLOCK);     /* written as the batch was acked */
+	assert_int_equal(balloon_actual(&fx->b), 5 * PAGES_PER_BLOCK);
 	fake_vq_complete_at(&fx->dev[QI], 20);        /* out of order */
 	fake_vq_complete_at(&fx->dev[QI], 3);
 	poll_n(fx, 1);
-	assert_int_equal(fx->tr.actual, 7 * PPB);
+	assert_int_equal(fx->tr.actual, 7 * PAGES_PER_BLOCK);
 	fake_vq_complete(&fx->dev[QI], 100);
 	poll_n(fx, 2);
-	assert_settled(fx, 32 * PPB);
+	assert_settled(fx, 32 * PAGES_PER_BLOCK);
 	destroy(fx);
 }
 
@@ -348,24 +347,24 @@ static void test_deflate_tells_host_first_then_reuses(void **state)
 {
 	(void)state;
 	struct bfx *fx = make(0, 1, FAKE_ACK);
-	fx->tr.num_pages = 20 * PPB;
+	fx->tr.num_pages = 20 * PAGES_PER_BLOCK;
 	poll_n(fx, 5);
-	assert_settled(fx, 20 * PPB);
+	assert_settled(fx, 20 * PAGES_PER_BLOCK);
 
 	fx->dev[QD].mode = FAKE_HOLD;
-	fx->tr.num_pages = 12 * PPB;
+	fx->tr.num_pages = 12 * PAGES_PER_BLOCK;
 	poll_n(fx, 1);
 	assert_int_equal(fx->dev[QD].nheld, 8);      /* 8 whole blocks told to the host */
-	assert_int_equal(fx->b.deflating, 8 * PPB);
+	assert_int_equal(fx->b.deflating, 8 * PAGES_PER_BLOCK);
 	/* not acked: frames still the balloon's, actual unchanged */
-	assert_int_equal(fx->mem.nballoon, 20 * PPB);
-	assert_int_equal(fx->tr.actual, 20 * PPB);
+	assert_int_equal(fx->mem.nballoon, 20 * PAGES_PER_BLOCK);
+	assert_int_equal(fx->tr.actual, 20 * PAGES_PER_BLOCK);
 	poll_n(fx, 50);
-	assert_int_equal(fx->mem.nballoon, 20 * PPB);
-	assert_int_equal(fx->tr.actual, 20 * PPB);
+	assert_int_equal(fx->mem.nballoon, 20 * PAGES_PER_BLOCK);
+	assert_int_equal(fx->tr.actual, 20 * PAGES_PER_BLOCK);
 	fake_vq_complete(&fx->dev[QD], 8);
 	poll_n(fx, 1);
-	assert_settled(fx, 12 * PPB);
+	assert_settled(fx, 12 * PAGES_PER_BLOCK);
 	assert_int_equal(fx->mem.give_calls, 8);     /* one give_back per whole block */
 	/* the guest reuses the returned frames */
 	uint64_t free_before = fx->mem.nfree;
@@ -379,9 +378,9 @@ static void test_partial_targets_use_small_runs(void **state)
 {
 	(void)state;
 	struct bfx *fx = make(0, 1, FAKE_ACK);
-	fx->tr.num_pages = 3 * PPB + 100;            /* 3 blocks + 64 + 32 + 4 */
+	fx->tr.num_pages = 3 * PAGES_PER_BLOCK + 100;            /* 3 blocks + 64 + 32 + 4 */
 	poll_n(fx, 5);
-	assert_settled(fx, 3 * PPB + 100);
+	assert_settled(fx, 3 * PAGES_PER_BLOCK + 100);
 	assert_int_equal(fx->b.blocks_sent, 3);
 	assert_int_equal(fx->b.runs_sent, 3);
 	assert_int_equal(fx->host_block_elems, 3);
@@ -389,19 +388,19 @@ static void test_partial_targets_use_small_runs(void **state)
 	 * 50 can only come out of a whole block: it goes back whole and 462
 	 * pages come back in as small runs (256+128+64+8+4+2) */
 	unsigned runs_before = (unsigned)fx->b.runs_sent;
-	fx->tr.num_pages = 3 * PPB - 50;
+	fx->tr.num_pages = 3 * PAGES_PER_BLOCK - 50;
 	poll_n(fx, 5);
-	assert_settled(fx, 3 * PPB - 50);
+	assert_settled(fx, 3 * PAGES_PER_BLOCK - 50);
 	assert_int_equal(fx->b.block_runs, 2);
 	assert_int_equal(fx->b.runs_sent - runs_before, 6);
 	assert_int_equal(fx->b.deflates_sent, 2);
 	/* up by 50 and down again by 50: no churn beyond the small runs */
-	fx->tr.num_pages = 3 * PPB;
+	fx->tr.num_pages = 3 * PAGES_PER_BLOCK;
 	poll_n(fx, 5);
-	assert_settled(fx, 3 * PPB);
-	fx->tr.num_pages = 3 * PPB - 50;
+	assert_settled(fx, 3 * PAGES_PER_BLOCK);
+	fx->tr.num_pages = 3 * PAGES_PER_BLOCK - 50;
 	poll_n(fx, 5);
-	assert_settled(fx, 3 * PPB - 50);
+	assert_settled(fx, 3 * PAGES_PER_BLOCK - 50);
 	assert_int_equal(fx->b.block_runs, 2);
 	/* back to zero: every frame returned exactly once */
 	fx->tr.num_pages = 0;
@@ -416,11 +415,11 @@ static void test_compacts_when_blocks_are_fragmented(void **state)
 	(void)state;
 	struct bfx *fx = make(0, 1, FAKE_ACK);
 	/* one movable frame in every block: no whole free block anywhere */
-	for (uint64_t b = BASE_PFN; b < MAX_PFN; b += PPB)
+	for (uint64_t b = BASE_PFN; b < MAX_PFN; b += PAGES_PER_BLOCK)
 		assert_int_equal(fake_mem_alloc_at(&fx->mem, b + 7, 0), 0);
-	fx->tr.num_pages = 8 * PPB;
+	fx->tr.num_pages = 8 * PAGES_PER_BLOCK;
 	poll_n(fx, 5);
-	assert_settled(fx, 8 * PPB);
+	assert_settled(fx, 8 * PAGES_PER_BLOCK);
 	assert_true(fx->mem.compact_calls >= 1);
 	assert_true(fx->mem.moved >= 8);
 	assert_int_equal(fx->host_block_elems, 8);    /* compaction made whole blocks */
@@ -433,11 +432,11 @@ static void test_small_runs_when_blocks_cannot_be_made(void **state)
 	(void)state;
 	struct bfx *fx = make(0, 1, FAKE_ACK);
 	/* a pinned frame in every block: compaction cannot help */
-	for (uint64_t b = BASE_PFN; b < MAX_PFN; b += PPB)
+	for (uint64_t b = BASE_PFN; b < MAX_PFN; b += PAGES_PER_BLOCK)
 		assert_int_equal(fake_mem_alloc_at(&fx->mem, b + 300, 1), 0);
-	fx->tr.num_pages = 4 * PPB;
+	fx->tr.num_pages = 4 * PAGES_PER_BLOCK;
 	poll_n(fx, 5);
-	assert_settled(fx, 4 * PPB);
+	assert_settled(fx, 4 * PAGES_PER_BLOCK);
 	assert_int_equal(fx->b.blocks_sent, 0);
 	assert_int_equal(fx->host_block_elems, 0);
 	assert_true(fx->b.runs_sent > 0);
@@ -451,7 +450,7 @@ static void test_small_runs_when_blocks_cannot_be_made(void **state)
 static void test_absurd_target_clamped_once(void **state)
 {
 	(void)state;
-	const uint64_t min_free = 16 * PPB;
+	const uint64_t min_free = 16 * PAGES_PER_BLOCK;
 	struct bfx *fx = make(min_free, 1, FAKE_ACK);
 	fx->tr.num_pages = 0xffffffffu;
 	poll_n(fx, 200);
@@ -479,10 +478,10 @@ static void test_max_pages_knob(void **state)
 {
 	(void)state;
 	struct bfx *fx = make(0, 1, FAKE_ACK);
-	fx->b.s.params.max_pages = 10 * PPB;
-	fx->tr.num_pages = 30 * PPB;
+	fx->b.s.params.max_pages = 10 * PAGES_PER_BLOCK;
+	fx->tr.num_pages = 30 * PAGES_PER_BLOCK;
 	poll_n(fx, 10);
-	assert_settled(fx, 10 * PPB);
+	assert_settled(fx, 10 * PAGES_PER_BLOCK);
 	assert_true(host_klog_contains("clamped"));
 	destroy(fx);
 }
@@ -490,13 +489,13 @@ static void test_max_pages_knob(void **state)
 static void test_unreachable_target_stable_and_quiet(void **state)
 {
 	(void)state;
-	const uint64_t min_free = 8 * PPB;
+	const uint64_t min_free = 8 * PAGES_PER_BLOCK;
 	struct bfx *fx = make(min_free, 1, FAKE_ACK);
 	/* the guest holds all but 20 blocks, pinned */
-	assert_int_equal(fake_mem_alloc_any(&fx->mem, MEM_PAGES - 20 * PPB, 1), MEM_PAGES - 20 * PPB);
-	fx->tr.num_pages = 50 * PPB;                 /* allowed by the clamp, not by free memory */
+	assert_int_equal(fake_mem_alloc_any(&fx->mem, MEM_PAGES - 20 * PAGES_PER_BLOCK, 1), MEM_PAGES - 20 * PAGES_PER_BLOCK);
+	fx->tr.num_pages = 50 * PAGES_PER_BLOCK;                 /* allowed by the clamp, not by free memory */
 	poll_n(fx, 20);
-	assert_settled(fx, 12 * PPB);                /* 20 free - 8 kept */
+	assert_settled(fx, 12 * PAGES_PER_BLOCK);                /* 20 free - 8 kept */
 	assert_int_equal(fx->mem.nfree, min_free);
 	assert_int_equal(balloon_state(&fx->b), BALLOON_SHORT);
 	assert_true(host_klog_contains("cannot reach target 25600 pages (100 MiB): holding 6144"));
@@ -507,15 +506,14 @@ static void test_unreachable_target_stable_and_quiet(void **state)
 	wait_ms(fx, 10000);
 	assert_int_equal(host_klog_count(), 0);
 	assert_int_equal(fx->tr.writes, writes);
-	assert_int_equal(fx->tr.actual, 12 * PPB);
+	assert_int_equal(fx->tr.actual, 12 * PAGES_PER_BLOCK);
 	unsigned more = fx->mem.take_blocks_calls + fx->mem.take_run_calls - calls;
 	assert_true(more <= 10 * 12);  /* <= 10 retries, a handful of calls each */
 	/* memory freed by the guest gets used on a retry */
-	for (uint64_t p = BASE_PFN; p < BASE_PFN + 4 * PPB; p++)
-		fx->mem.st[p - BASE_PFN] = FM_FREE;
-	fx->mem.nfree += 4 * PPB;
+	for (uint64_t p = BASE_PFN; p < BASE_PFN + 4 * PAGES_PER_BLOCK; p++)
+		assert_int_equal(fake_mem_free_at(&fx->mem, p), 0);
 	wait_ms(fx, 1100);
-	assert_settled(fx, 16 * PPB);
+	assert_settled(fx, 16 * PAGES_PER_BLOCK);
 	destroy(fx);
 }
 
@@ -524,7 +522,7 @@ static void test_host_stops_acking_inflate(void **state)
 	(void)state;
 	struct bfx *fx = make(0, 1, FAKE_DROP);
 	fx->dev[QD].mode = FAKE_ACK;
-	fx->tr.num_pages = 100 * PPB;
+	fx->tr.num_pages = 100 * PAGES_PER_BLOCK;
 	wait_ms(fx, 6000);                          /* 6 s, timeout is 5 s */
 	unsigned popped = fx->dev[QI].popped;
 	assert_true(popped > 0 && popped <= BALLOON_SLOTS);
@@ -536,12 +534,12 @@ static void test_host_stops_acking_inflate(void **state)
 	wait_ms(fx, 10000);
 	assert_int_equal(host_klog_count(), 0);
 	assert_int_equal(fx->dev[QI].popped, popped);
-	assert_int_equal(fx->mem.nballoon, popped * PPB);
+	assert_int_equal(fx->mem.nballoon, popped * PAGES_PER_BLOCK);
 	assert_int_equal(fx->tr.actual, 0);
 	/* target drops while stalled: still nothing given back early */
 	fx->tr.num_pages = 0;
 	poll_n(fx, 100);
-	assert_int_equal(fx->mem.nballoon, popped * PPB);
+	assert_int_equal(fx->mem.nballoon, popped * PAGES_PER_BLOCK);
 	/* the host wakes up */
 	fake_vq_complete(&fx->dev[QI], popped);
 	fx->dev[QI].mode = FAKE_ACK;
@@ -555,16 +553,16 @@ static void test_host_stops_acking_deflate(void **state)
 {
 	(void)state;
 	struct bfx *fx = make(0, 1, FAKE_ACK);
-	fx->tr.num_pages = 10 * PPB;
+	fx->tr.num_pages = 10 * PAGES_PER_BLOCK;
 	poll_n(fx, 5);
-	assert_settled(fx, 10 * PPB);
+	assert_settled(fx, 10 * PAGES_PER_BLOCK);
 	fx->dev[QD].mode = FAKE_DROP;
 	fx->tr.num_pages = 0;
 	wait_ms(fx, 7000);
 	assert_int_equal(balloon_state(&fx->b), BALLOON_STALLED);
-	assert_int_equal(fx->tr.actual, 10 * PPB);          /* stable */
-	assert_int_equal(fx->mem.nballoon, 10 * PPB);       /* not reused before the ack */
-	assert_int_equal(fx->b.deflating, 10 * PPB);
+	assert_int_equal(fx->tr.actual, 10 * PAGES_PER_BLOCK);          /* stable */
+	assert_int_equal(fx->mem.nballoon, 10 * PAGES_PER_BLOCK);       /* not reused before the ack */
+	assert_int_equal(fx->b.deflating, 10 * PAGES_PER_BLOCK);
 	destroy(fx);
 }
 
@@ -572,20 +570,20 @@ static void test_config_generation_unsettled_for_a_while(void **state)
 {
 	(void)state;
 	struct bfx *fx = make(0, 1, FAKE_ACK);
-	fx->tr.num_pages = 4 * PPB;
+	fx->tr.num_pages = 4 * PAGES_PER_BLOCK;
 	poll_n(fx, 5);
-	assert_settled(fx, 4 * PPB);
+	assert_settled(fx, 4 * PAGES_PER_BLOCK);
 	host_klog_reset();
 	fx->tr.fail_reads = 1;
-	fx->tr.num_pages = 50 * PPB;
+	fx->tr.num_pages = 50 * PAGES_PER_BLOCK;
 	wait_ms(fx, 3000);                           /* 3 s of failing reads */
-	assert_settled(fx, 4 * PPB);                 /* old target kept */
+	assert_settled(fx, 4 * PAGES_PER_BLOCK);                 /* old target kept */
 	assert_int_equal(host_klog_count(), 1);
 	assert_true(host_klog_contains("config generation does not settle"));
 	fx->tr.fail_reads = 0;
 	poll_n(fx, 10);
 	assert_true(host_klog_contains("config readable again"));
-	assert_settled(fx, 50 * PPB);
+	assert_settled(fx, 50 * PAGES_PER_BLOCK);
 	destroy(fx);
 }
 
@@ -593,7 +591,7 @@ static void test_config_generation_never_settles(void **state)
 {
 	(void)state;
 	struct bfx *fx = make(0, 1, FAKE_ACK);
-	fx->tr.num_pages = 4 * PPB;
+	fx->tr.num_pages = 4 * PAGES_PER_BLOCK;
 	poll_n(fx, 5);
 	host_klog_reset();
 	fx->tr.fail_reads = 1;
@@ -604,7 +602,7 @@ static void test_config_generation_never_settles(void **state)
 	unsigned reads = fx->tr.reads;
 	poll_n(fx, 100);
 	assert_int_equal(fx->tr.reads, reads);       /* the device is left alone */
-	assert_settled(fx, 4 * PPB);
+	assert_settled(fx, 4 * PAGES_PER_BLOCK);
 	destroy(fx);
 }
 
@@ -613,13 +611,13 @@ static void test_flipping_target_no_flood(void **state)
 	(void)state;
 	struct bfx *fx = make(0, 1, FAKE_ACK);
 	for (unsigned i = 0; i < 3000; i++) {
-		fx->tr.num_pages = (i & 1) ? 30 * PPB : 0xfffffff0u - i;
+		fx->tr.num_pages = (i & 1) ? 30 * PAGES_PER_BLOCK : 0xfffffff0u - i;
 		poll_n(fx, 1);
 	}
 	assert_true(host_klog_count() <= 3 * 4 + 4);   /* each limiter: ~1 line/s + summaries */
-	fx->tr.num_pages = 6 * PPB;
+	fx->tr.num_pages = 6 * PAGES_PER_BLOCK;
 	poll_n(fx, 20);
-	assert_settled(fx, 6 * PPB);
+	assert_settled(fx, 6 * PAGES_PER_BLOCK);
 	destroy(fx);
 }
 
@@ -627,11 +625,11 @@ static void test_hostile_inflate_queue_stops_cleanly(void **state)
 {
 	(void)state;
 	struct bfx *fx = make(0, 1, FAKE_HOLD);
-	fx->tr.num_pages = 10 * PPB;
+	fx->tr.num_pages = 10 * PAGES_PER_BLOCK;
 	poll_n(fx, 1);
 	fake_vq_complete(&fx->dev[QI], 3);
 	poll_n(fx, 1);
-	assert_int_equal(fx->tr.actual, 3 * PPB);
+	assert_int_equal(fx->tr.actual, 3 * PAGES_PER_BLOCK);
 	host_klog_reset();
 	fake_vq_push_raw(&fx->dev[QI], 200, 0);      /* id out of range */
 	poll_n(fx, 100);
@@ -639,10 +637,10 @@ static void test_hostile_inflate_queue_stops_cleanly(void **state)
 	assert_int_equal(host_klog_count(), 2);      /* the queue's line and the balloon's */
 	assert_true(host_klog_contains("used id 200 out of range"));
 	assert_true(host_klog_contains("balloon: stopped"));
-	assert_int_equal(fx->tr.actual, 3 * PPB);
-	assert_int_equal(fx->mem.nballoon, 10 * PPB); /* in-flight frames still held */
+	assert_int_equal(fx->tr.actual, 3 * PAGES_PER_BLOCK);
+	assert_int_equal(fx->mem.nballoon, 10 * PAGES_PER_BLOCK); /* in-flight frames still held */
 	/* after a device reset everything goes back, each frame once */
-	assert_int_equal(balloon_release_all(&fx->b), 10 * PPB);
+	assert_int_equal(balloon_release_all(&fx->b), 10 * PAGES_PER_BLOCK);
 	assert_int_equal(fx->mem.nballoon, 0);
 	assert_int_equal(fx->mem.nfree, MEM_PAGES);
 	assert_int_equal(fx->mem.errors, 0);
@@ -653,7 +651,7 @@ static void test_hostile_deflate_len(void **state)
 {
 	(void)state;
 	struct bfx *fx = make(0, 1, FAKE_ACK);
-	fx->tr.num_pages = 4 * PPB;
+	fx->tr.num_pages = 4 * PAGES_PER_BLOCK;
 	poll_n(fx, 5);
 	fx->dev[QD].mode = FAKE_HOLD;
 	fx->tr.num_pages = 0;
@@ -664,8 +662,8 @@ static void test_hostile_deflate_len(void **state)
 	poll_n(fx, 10);
 	assert_int_equal(balloon_state(&fx->b), BALLOON_BROKEN);
 	assert_true(host_klog_contains("larger than the buffer"));
-	assert_int_equal(fx->mem.nballoon, 4 * PPB);  /* nothing given back on a bad ack */
-	assert_int_equal(fx->tr.actual, 4 * PPB);
+	assert_int_equal(fx->mem.nballoon, 4 * PAGES_PER_BLOCK);  /* nothing given back on a bad ack */
+	assert_int_equal(fx->tr.actual, 4 * PAGES_PER_BLOCK);
 	destroy(fx);
 }
 
@@ -673,19 +671,19 @@ static void test_allocator_double_hand_out_detected(void **state)
 {
 	(void)state;
 	struct bfx *fx = make(0, 1, FAKE_ACK);
-	fx->tr.num_pages = 2 * PPB;
+	fx->tr.num_pages = 2 * PAGES_PER_BLOCK;
 	poll_n(fx, 5);
-	assert_settled(fx, 2 * PPB);
+	assert_settled(fx, 2 * PAGES_PER_BLOCK);
 	host_klog_reset();
 	uint64_t owned = BASE_PFN;                    /* the first block is already ballooned */
 	assert_true(balloon_has_pfn(&fx->b, owned));
 	fx->mem.bad_block_pfn = owned;
-	fx->tr.num_pages = 4 * PPB;
+	fx->tr.num_pages = 4 * PAGES_PER_BLOCK;
 	poll_n(fx, 5);
 	assert_true(host_klog_contains("already in the balloon"));
 	assert_int_equal(fx->b.mem_error, 1);
 	/* the duplicate was not counted twice nor sent twice (host_errors == 0) */
-	assert_true(balloon_actual(&fx->b) <= 4 * PPB);
+	assert_true(balloon_actual(&fx->b) <= 4 * PAGES_PER_BLOCK);
 	check_all(fx);
 	destroy(fx);
 }
@@ -699,13 +697,13 @@ static void test_stats_buffer_refilled(void **state)
 	assert_int_equal(fx->dev[QS].nheld, 1);      /* the host keeps it */
 	assert_int_equal(fx->stats_total, (uint64_t)MEM_PAGES * 4096);
 	assert_int_equal(fx->stats_free, (uint64_t)MEM_PAGES * 4096);
-	fx->tr.num_pages = 10 * PPB;
+	fx->tr.num_pages = 10 * PAGES_PER_BLOCK;
 	poll_n(fx, 5);
 	assert_int_equal(fx->stats_seen, 1);         /* not re-sent until returned */
 	fake_vq_complete(&fx->dev[QS], 1);           /* host asks for fresh numbers */
 	poll_n(fx, 1);
 	assert_int_equal(fx->stats_seen, 2);
-	assert_int_equal(fx->stats_free, (uint64_t)(MEM_PAGES - 10 * PPB) * 4096);
+	assert_int_equal(fx->stats_free, (uint64_t)(MEM_PAGES - 10 * PAGES_PER_BLOCK) * 4096);
 	assert_int_equal(fx->dev[QS].nheld, 1);
 	destroy(fx);
 }
@@ -713,9 +711,9 @@ static void test_stats_buffer_refilled(void **state)
 static void test_min_free_never_crossed(void **state)
 {
 	(void)state;
-	const uint64_t min_free = 30 * PPB + 17;
+	const uint64_t min_free = 30 * PAGES_PER_BLOCK + 17;
 	struct bfx *fx = make(min_free, 1, FAKE_ACK);
-	fake_mem_alloc_any(&fx->mem, 50 * PPB, 0);
+	fake_mem_alloc_any(&fx->mem, 50 * PAGES_PER_BLOCK, 0);
 	for (unsigned i = 0; i < 50; i++) {
 		fx->tr.num_pages = (uint32_t)((i * 7919u) % MEM_PAGES);
 		for (unsigned k = 0; k < 20; k++) {
@@ -733,7 +731,7 @@ static void test_status_line(void **state)
 {
 	(void)state;
 	struct bfx *fx = make(0, 1, FAKE_ACK);
-	fx->tr.num_pages = 2 * PPB + 3;
+	fx->tr.num_pages = 2 * PAGES_PER_BLOCK + 3;
 	poll_n(fx, 5);
 	char line[300];
 	balloon_format_status(&fx->b, line, sizeof line);

@@ -2,7 +2,7 @@
  * test_balloon_features.c - the balloon core's user features against fake
  * memory (tests/unit/fake_balloon_mem.c), simulated devices on the real
  * virtqueue code (tests/unit/fake_virtio_dev.c) and the real shrinker
- * registry (kernel/shrinker.c): statistics, deflate on OOM, free page
+ * registry (mm/shrinker.c): statistics, deflate on OOM, free page
  * reporting, the policy knobs (initial, max, min_free, rate) and reclaim
  * through shrinkers, lowest priority first.
  *
@@ -28,9 +28,8 @@
 #include "kclock.h"
 #include "mm/shrinker.h"
 
-#define PPB       PAGES_PER_BLOCK
 #define BASE_PFN  1024u                 /* RAM starts at 4 MiB */
-#define MEM_PAGES (128u * PPB)          /* 256 MiB */
+#define MEM_PAGES (128u * PAGES_PER_BLOCK)          /* 256 MiB */
 #define MAX_PFN   (BASE_PFN + MEM_PAGES)
 #define QSIZE     128u
 #define RQSIZE    16u                   /* the fake device chains at most 16 segments */
@@ -217,7 +216,7 @@ static uint32_t host_report(struct fake_vq *f, struct fake_elem *e, void *ctx)
 	x->reports++;
 	if (e->nseg > x->report_segs_max)
 		x->report_segs_max = e->nseg;
-	uint64_t free_avail = x->mem.nfree - x->mem.isolated_now * PPB;
+	uint64_t free_avail = x->mem.nfree;      /* isolated blocks are not in it */
 	if (free_avail < x->report_min_free_seen)
 		x->report_min_free_seen = free_avail;
 	for (unsigned s = 0; s < e->nseg; s++) {
@@ -249,7 +248,7 @@ static struct fx *make(const struct opts *o)
 {
 	struct fx *x = calloc(1, sizeof *x);
 	assert_non_null(x);
-	fake_mem_init(&x->mem, BASE_PFN, MEM_PAGES);
+	fake_mem_init(&x->mem, BASE_PFN, MEM_PAGES, 0);
 	x->mops = fake_mem_ops;
 	x->report_min_free_seen = UINT64_MAX;
 	for (int q = 0; q < NQ; q++) {
@@ -368,7 +367,7 @@ static void test_stats_every_tag_agrees_with_accounting(void **state)
 	assert_true(stat_of(x, VIRTIO_BALLOON_S_AVAIL, &v)); assert_int_equal(v, freeb + 3000ull * 4096);
 	assert_false(stat_of(x, VIRTIO_BALLOON_S_HTLB_PGALLOC, &v));   /* none: not made up */
 	/* the balloon and the cache change: the next buffer says so */
-	x->tr.num_pages = 10 * PPB;
+	x->tr.num_pages = 10 * PAGES_PER_BLOCK;
 	poll_n(x, 5);
 	cache_scan(&c, 1000);
 	fake_vq_complete(&x->dev[QS], 1);
@@ -376,7 +375,7 @@ static void test_stats_every_tag_agrees_with_accounting(void **state)
 	assert_int_equal(x->dev[QS].nheld, 1);   /* exactly one buffer stays queued */
 	assert_true(stat_of(x, VIRTIO_BALLOON_S_MEMFREE, &v));
 	assert_int_equal(v, x->mem.nfree * 4096);
-	assert_int_equal(v, (uint64_t)(MEM_PAGES - 10 * PPB - 2000) * 4096);
+	assert_int_equal(v, (uint64_t)(MEM_PAGES - 10 * PAGES_PER_BLOCK - 2000) * 4096);
 	assert_true(stat_of(x, VIRTIO_BALLOON_S_CACHES, &v)); assert_int_equal(v, 2000ull * 4096);
 	/* the console's copy is the same */
 	struct virtio_balloon_stat st[BALLOON_STATS_MAX];
@@ -394,9 +393,9 @@ static struct fx *oom_setup(uint64_t features, unsigned balloon_blocks)
 {
 	struct opts o = { .features = features };
 	struct fx *x = make(&o);
-	x->tr.num_pages = balloon_blocks * PPB;
+	x->tr.num_pages = balloon_blocks * PAGES_PER_BLOCK;
 	poll_n(x, 10);
-	assert_settled(x, balloon_blocks * PPB);
+	assert_settled(x, balloon_blocks * PAGES_PER_BLOCK);
 	use_all_free(x);
 	assert_int_equal(x->mem.nfree, 0);
 	host_klog_reset();
@@ -419,8 +418,8 @@ static void test_oom_deflates_more_than_asked_and_tells_first(void **state)
 	assert_int_equal(x->tr.relaxes, 3);
 	assert_true(clock_ns() - t0 <= 5 * NS_PER_MS);
 	/* books: actual written inside the call */
-	assert_int_equal(x->tr.actual, 40 * PPB - BALLOON_DEFAULT_OOM_PAGES);
-	assert_int_equal(x->host_pages, 40 * PPB - BALLOON_DEFAULT_OOM_PAGES);
+	assert_int_equal(x->tr.actual, 40 * PAGES_PER_BLOCK - BALLOON_DEFAULT_OOM_PAGES);
+	assert_int_equal(x->host_pages, 40 * PAGES_PER_BLOCK - BALLOON_DEFAULT_OOM_PAGES);
 	check_all(x);
 	assert_int_equal(x->b.oom_deflates, 1);
 	assert_int_equal(host_klog_count(), 0);                  /* nothing logged in the OOM path */
@@ -431,10 +430,10 @@ static void test_oom_deflates_more_than_asked_and_tells_first(void **state)
 	/* a burst: the next failing allocations each get another 8 MiB */
 	fake_mem_alloc_any(&x->mem, x->mem.nfree, 1);
 	assert_int_equal(balloon_oom(&x->b, 512), BALLOON_DEFAULT_OOM_PAGES);
-	assert_int_equal(balloon_actual(&x->b), 40 * PPB - 2 * BALLOON_DEFAULT_OOM_PAGES);
+	assert_int_equal(balloon_actual(&x->b), 40 * PAGES_PER_BLOCK - 2 * BALLOON_DEFAULT_OOM_PAGES);
 	/* a request larger than the chunk gets what it asked for */
 	fake_mem_alloc_any(&x->mem, x->mem.nfree, 1);
-	assert_int_equal(balloon_oom(&x->b, 5 * PPB), 5 * PPB);
+	assert_int_equal(balloon_oom(&x->b, 5 * PAGES_PER_BLOCK), 5 * PAGES_PER_BLOCK);
 	check_all(x);
 	destroy(x);
 }
@@ -444,7 +443,7 @@ static void test_oom_hold_until_host_changes_target(void **state)
 	(void)state;
 	struct fx *x = oom_setup(F(VIRTIO_BALLOON_F_DEFLATE_ON_OOM), 40);
 	assert_int_equal(balloon_oom(&x->b, 1), BALLOON_DEFAULT_OOM_PAGES);
-	uint64_t held = 40 * PPB - BALLOON_DEFAULT_OOM_PAGES;
+	uint64_t held = 40 * PAGES_PER_BLOCK - BALLOON_DEFAULT_OOM_PAGES;
 	/* the application frees what it took: free memory is back, but the
 	 * balloon does not re-inflate into the same shortage */
 	for (uint64_t p = BASE_PFN; p < MAX_PFN; p++)
@@ -457,32 +456,32 @@ static void test_oom_hold_until_host_changes_target(void **state)
 	balloon_format_details(&x->b, buf, sizeof buf);
 	assert_non_null(strstr(buf, "held since a deflate on OOM"));
 	/* the host writing the same value again changes nothing ... */
-	x->tr.num_pages = 40 * PPB;
+	x->tr.num_pages = 40 * PAGES_PER_BLOCK;
 	wait_ms(x, 100);
 	assert_settled(x, held);
 	/* ... a new value ends the hold */
-	x->tr.num_pages = 45 * PPB;
+	x->tr.num_pages = 45 * PAGES_PER_BLOCK;
 	wait_ms(x, 100);
-	assert_settled(x, 45 * PPB);
+	assert_settled(x, 45 * PAGES_PER_BLOCK);
 	assert_true(host_klog_contains("hold since the deflate on OOM ends"));
 	/* from the guest's side, a new balloon.initial ends it too (before the
 	 * host ever set a target) */
 	destroy(x);
-	struct opts o = { .features = F(VIRTIO_BALLOON_F_DEFLATE_ON_OOM), .params = { .initial_pages = 20 * PPB } };
+	struct opts o = { .features = F(VIRTIO_BALLOON_F_DEFLATE_ON_OOM), .params = { .initial_pages = 20 * PAGES_PER_BLOCK } };
 	x = make(&o);
 	poll_n(x, 10);
-	assert_settled(x, 20 * PPB);
+	assert_settled(x, 20 * PAGES_PER_BLOCK);
 	use_all_free(x);
 	assert_int_equal(balloon_oom(&x->b, 1), BALLOON_DEFAULT_OOM_PAGES);
 	for (uint64_t p = BASE_PFN; p < MAX_PFN; p++)
 		fake_mem_free_at(&x->mem, p);
 	wait_ms(x, 1000);
-	assert_settled(x, 20 * PPB - BALLOON_DEFAULT_OOM_PAGES);
+	assert_settled(x, 20 * PAGES_PER_BLOCK - BALLOON_DEFAULT_OOM_PAGES);
 	struct balloon_params p = x->b.s.params;
-	p.initial_pages = 30 * PPB;
+	p.initial_pages = 30 * PAGES_PER_BLOCK;
 	balloon_set_params(&x->b, &p);
 	wait_ms(x, 100);
-	assert_settled(x, 30 * PPB);
+	assert_settled(x, 30 * PAGES_PER_BLOCK);
 	destroy(x);
 }
 
@@ -491,12 +490,12 @@ static void test_oom_without_feature_fails_cleanly(void **state)
 	(void)state;
 	struct fx *x = oom_setup(0, 40);
 	assert_int_equal(balloon_oom(&x->b, 1), 0);
-	assert_settled(x, 40 * PPB);
+	assert_settled(x, 40 * PAGES_PER_BLOCK);
 	assert_int_equal(x->mem.nfree, 0);
 	assert_int_equal(x->tr.relaxes, 0);
 	assert_int_equal(x->b.oom_capped, 0);
 	wait_ms(x, 100);
-	assert_settled(x, 40 * PPB);
+	assert_settled(x, 40 * PAGES_PER_BLOCK);
 	destroy(x);
 }
 
@@ -524,7 +523,7 @@ static void test_oom_wait_is_bounded_and_not_repeated(void **state)
 	fake_vq_complete(&x->dev[QD], 100);
 	poll_n(x, 2);
 	assert_int_equal(x->mem.nfree, BALLOON_DEFAULT_OOM_PAGES);
-	assert_settled(x, 40 * PPB - BALLOON_DEFAULT_OOM_PAGES);
+	assert_settled(x, 40 * PAGES_PER_BLOCK - BALLOON_DEFAULT_OOM_PAGES);
 	/* and the OOM path waits again when needed */
 	x->dev[QD].mode = FAKE_ACK;
 	fake_mem_alloc_any(&x->mem, x->mem.nfree, 1);
@@ -550,16 +549,16 @@ static void test_oom_inside_poll_refused(void **state)
 	struct fx *x = make(&o);
 	x->mops.compact = probe_compact;
 	probe_fx = x;
-	x->tr.num_pages = 4 * PPB;
+	x->tr.num_pages = 4 * PAGES_PER_BLOCK;
 	poll_n(x, 5);
-	for (uint64_t b = BASE_PFN + 4 * PPB; b < MAX_PFN; b += PPB)
+	for (uint64_t b = BASE_PFN + 4 * PAGES_PER_BLOCK; b < MAX_PFN; b += PAGES_PER_BLOCK)
 		assert_int_equal(fake_mem_alloc_at(&x->mem, b + 7, 0), 0);
-	x->tr.num_pages = 8 * PPB;
+	x->tr.num_pages = 8 * PAGES_PER_BLOCK;
 	poll_n(x, 5);
 	assert_true(x->oom_from_compact >= 1);
 	assert_int_equal(x->oom_in_poll_result, 0);
 	assert_true(x->b.oom_refused >= 1);
-	assert_settled(x, 8 * PPB);
+	assert_settled(x, 8 * PAGES_PER_BLOCK);
 	destroy(x);
 }
 
@@ -569,10 +568,10 @@ static void test_oom_inside_poll_refused(void **state)
 static void touch_blocks(struct fx *x, uint64_t first, unsigned n, unsigned stride)
 {
 	for (unsigned i = 0; i < n; i++) {
-		uint64_t b = BASE_PFN + (first + (uint64_t)i * stride) * PPB;
-		for (uint64_t p = b; p < b + PPB; p++)
+		uint64_t b = BASE_PFN + (first + (uint64_t)i * stride) * PAGES_PER_BLOCK;
+		for (uint64_t p = b; p < b + PAGES_PER_BLOCK; p++)
 			assert_int_equal(fake_mem_alloc_at(&x->mem, p, 0), 0);
-		for (uint64_t p = b; p < b + PPB; p++)
+		for (uint64_t p = b; p < b + PAGES_PER_BLOCK; p++)
 			assert_int_equal(fake_mem_free_at(&x->mem, p), 0);
 	}
 }
@@ -580,7 +579,7 @@ static void touch_blocks(struct fx *x, uint64_t first, unsigned n, unsigned stri
 static void test_report_after_delay_merged_once(void **state)
 {
 	(void)state;
-	struct opts o = { .features = F(VIRTIO_BALLOON_F_REPORTING), .min_free = 4 * PPB,
+	struct opts o = { .features = F(VIRTIO_BALLOON_F_REPORTING), .min_free = 4 * PAGES_PER_BLOCK,
 	                  .params = { .report_delay_ns = 2 * NS_PER_S } };
 	struct fx *x = make(&o);
 	poll_n(x, 5);
@@ -593,9 +592,9 @@ static void test_report_after_delay_merged_once(void **state)
 	assert_int_equal(x->reports, 1);
 	assert_int_equal(x->report_segs_max, 1);  /* neighbours merged into one range */
 	assert_int_equal(x->mem.reported_blocks, 20);
-	assert_int_equal(x->mem.isolated_now, 0); /* usable again after the ack */
+	assert_int_equal(x->mem.nisolated, 0); /* usable again after the ack */
 	for (uint64_t b = 10; b < 30; b++)
-		assert_true(fake_mem_block_flags(&x->mem, BASE_PFN + b * PPB) & FB_REPORTED);
+		assert_true(fake_mem_block_flags(&x->mem, BASE_PFN + b * PAGES_PER_BLOCK) & FB_REPORTED);
 	/* not reported twice */
 	wait_ms(x, 10000);
 	assert_int_equal(x->reported_blocks, 20);
@@ -611,7 +610,7 @@ static void test_report_at_most_the_queue_and_above_min_free(void **state)
 {
 	(void)state;
 	/* at most 28 blocks may be out of circulation at once */
-	const uint64_t min_free = 100 * PPB;
+	const uint64_t min_free = 100 * PAGES_PER_BLOCK;
 	struct opts o = { .features = F(VIRTIO_BALLOON_F_REPORTING), .min_free = min_free };
 	struct fx *x = make(&o);
 	/* 40 blocks, none adjacent: 40 ranges, more than the 16 descriptors */
@@ -623,11 +622,11 @@ static void test_report_at_most_the_queue_and_above_min_free(void **state)
 	assert_true(x->report_min_free_seen >= min_free);
 	assert_int_equal(x->reported_blocks, 40);
 	for (unsigned i = 0; i < 40; i++) {
-		unsigned f = fake_mem_block_flags(&x->mem, BASE_PFN + (uint64_t)i * 3 * PPB);
+		unsigned f = fake_mem_block_flags(&x->mem, BASE_PFN + (uint64_t)i * 3 * PAGES_PER_BLOCK);
 		assert_int_equal(f & (FB_RESIDENT | FB_REPORTED), FB_REPORTED);
 	}
 	/* free memory at min_free: nothing is isolated at all */
-	fake_mem_alloc_any(&x->mem, x->mem.nfree - min_free - PPB / 2, 1);
+	fake_mem_alloc_any(&x->mem, x->mem.nfree - min_free - PAGES_PER_BLOCK / 2, 1);
 	touch_blocks(x, 127, 1, 1);
 	unsigned before = x->reports;
 	wait_ms(x, 200);
@@ -644,28 +643,28 @@ static void test_report_blocks_back_on_oom_and_bad_isolate(void **state)
 	touch_blocks(x, 0, 8, 1);
 	wait_ms(x, 50);
 	assert_true(x->b.rep.in_flight);
-	assert_int_equal(x->mem.isolated_now, 8);
+	assert_int_equal(x->mem.nisolated, 8 * PAGES_PER_BLOCK);
 	/* a host that sits on it: one line, the blocks stay out of use */
 	host_klog_reset();
 	wait_ms(x, 6000);
 	assert_int_equal(host_klog_count(), 1);
 	assert_true(host_klog_contains("has not acked a free page report"));
-	assert_int_equal(x->mem.isolated_now, 8);
+	assert_int_equal(x->mem.nisolated, 8 * PAGES_PER_BLOCK);
 	/* the allocator runs dry while they are out: the OOM path waits for
 	 * the report's ack (bounded) and hands them back, even without
 	 * DEFLATE_ON_OOM */
 	x->tr.ack_after = 2;
-	assert_int_equal(balloon_oom(&x->b, 1), 8 * PPB);
-	assert_int_equal(x->mem.isolated_now, 0);
+	assert_int_equal(balloon_oom(&x->b, 1), 8 * PAGES_PER_BLOCK);
+	assert_int_equal(x->mem.nisolated, 0);
 	assert_int_equal(x->mem.reported_blocks, 8);
 	check_all(x);
 	/* an allocator that isolates a ballooned block is caught: reporting off */
 	x->dev[QR].mode = FAKE_ACK;
-	x->tr.num_pages = 2 * PPB;
+	x->tr.num_pages = 2 * PAGES_PER_BLOCK;
 	wait_ms(x, 50);
-	assert_settled(x, 2 * PPB);
+	assert_settled(x, 2 * PAGES_PER_BLOCK);
 	uint64_t ballooned = 0;
-	for (uint64_t p = BASE_PFN; p < MAX_PFN; p += PPB)
+	for (uint64_t p = BASE_PFN; p < MAX_PFN; p += PAGES_PER_BLOCK)
 		if (balloon_has_pfn(&x->b, p)) {
 			ballooned = p;
 			break;
@@ -688,15 +687,15 @@ static void test_report_blocks_back_on_oom_and_bad_isolate(void **state)
 static void test_initial_balloon_until_host_sets_target(void **state)
 {
 	(void)state;
-	struct opts o = { .params = { .initial_pages = 20 * PPB } };
+	struct opts o = { .params = { .initial_pages = 20 * PAGES_PER_BLOCK } };
 	struct fx *x = make(&o);
 	poll_n(x, 10);
-	assert_settled(x, 20 * PPB);               /* without any host command */
+	assert_settled(x, 20 * PAGES_PER_BLOCK);               /* without any host command */
 	assert_true(host_klog_contains("(initial balloon)"));
 	/* the host's first change takes over, even to a smaller size */
-	x->tr.num_pages = 5 * PPB;
+	x->tr.num_pages = 5 * PAGES_PER_BLOCK;
 	poll_n(x, 10);
-	assert_settled(x, 5 * PPB);
+	assert_settled(x, 5 * PAGES_PER_BLOCK);
 	x->tr.num_pages = 0;
 	poll_n(x, 10);
 	assert_settled(x, 0);                      /* initial no longer applies */
@@ -704,18 +703,18 @@ static void test_initial_balloon_until_host_sets_target(void **state)
 
 	/* a host target above initial from the start wins: max(initial, host) */
 	x = make(&o);
-	x->tr.num_pages = 30 * PPB;
+	x->tr.num_pages = 30 * PAGES_PER_BLOCK;
 	poll_n(x, 10);
-	assert_settled(x, 30 * PPB);
+	assert_settled(x, 30 * PAGES_PER_BLOCK);
 	destroy(x);
 
 	/* initial beyond what can be given: clamped with one line at start */
-	struct opts big = { .min_free = 100 * PPB, .params = { .initial_pages = 200 * PPB } };
+	struct opts big = { .min_free = 100 * PAGES_PER_BLOCK, .params = { .initial_pages = 200 * PAGES_PER_BLOCK } };
 	x = make(&big);
 	assert_int_equal(host_klog_count(), 1);
 	assert_true(host_klog_contains("initial 400 MiB is more than can be given"));
 	poll_n(x, 20);
-	assert_settled(x, 28 * PPB);
+	assert_settled(x, 28 * PAGES_PER_BLOCK);
 	destroy(x);
 }
 
@@ -724,7 +723,7 @@ static void test_rate_limit_whole_blocks_within_10_percent(void **state)
 	(void)state;
 	struct opts o = { .params = { .rate_pages_per_s = 20 * MIB_PAGES } };   /* 20 MiB/s */
 	struct fx *x = make(&o);
-	x->tr.num_pages = 100 * PPB;               /* 200 MiB */
+	x->tr.num_pages = 100 * PAGES_PER_BLOCK;               /* 200 MiB */
 	poll_n(x, 1);
 	uint64_t a0 = balloon_actual(&x->b);
 	for (unsigned i = 0; i < 5000; i++)        /* 5 s at 1 ms per poll */
@@ -744,13 +743,13 @@ static void test_rate_limit_whole_blocks_within_10_percent(void **state)
 	mib_s = (double)(balloon_actual(&x->b) - a0) / MIB_PAGES / 3.0;
 	assert_true(mib_s > 18.0 && mib_s < 22.0);
 	/* idle time buys no burst: a new target starts with one block */
-	x->tr.num_pages = (uint32_t)(balloon_actual(&x->b) / PPB * PPB);
+	x->tr.num_pages = (uint32_t)(balloon_actual(&x->b) / PAGES_PER_BLOCK * PAGES_PER_BLOCK);
 	poll_n(x, 10);
 	wait_ms(x, 10000);
 	a0 = balloon_actual(&x->b);
-	x->tr.num_pages = 100 * PPB;
+	x->tr.num_pages = 100 * PAGES_PER_BLOCK;
 	poll_n(x, 2);                              /* sent, then acked */
-	assert_int_equal(balloon_actual(&x->b) - a0, PPB);
+	assert_int_equal(balloon_actual(&x->b) - a0, PAGES_PER_BLOCK);
 	/* deflation is not limited */
 	x->tr.num_pages = 0;
 	poll_n(x, 10);
@@ -759,32 +758,32 @@ static void test_rate_limit_whole_blocks_within_10_percent(void **state)
 	struct balloon_params p = x->b.s.params;
 	p.rate_pages_per_s = 0;
 	balloon_set_params(&x->b, &p);
-	x->tr.num_pages = 100 * PPB;
+	x->tr.num_pages = 100 * PAGES_PER_BLOCK;
 	poll_n(x, 20);
-	assert_settled(x, 100 * PPB);
+	assert_settled(x, 100 * PAGES_PER_BLOCK);
 	destroy(x);
 }
 
 static void test_max_and_min_free_at_run_time(void **state)
 {
 	(void)state;
-	struct opts o = { .min_free = 8 * PPB };
+	struct opts o = { .min_free = 8 * PAGES_PER_BLOCK };
 	struct fx *x = make(&o);
-	x->tr.num_pages = 100 * PPB;
+	x->tr.num_pages = 100 * PAGES_PER_BLOCK;
 	poll_n(x, 20);
-	assert_settled(x, 100 * PPB);
+	assert_settled(x, 100 * PAGES_PER_BLOCK);
 	struct balloon_params p = x->b.s.params;
-	p.max_pages = 30 * PPB;                    /* the host asks for more than max */
+	p.max_pages = 30 * PAGES_PER_BLOCK;                    /* the host asks for more than max */
 	assert_int_equal(balloon_set_params(&x->b, &p), 0);
 	poll_n(x, 20);
-	assert_settled(x, 30 * PPB);
+	assert_settled(x, 30 * PAGES_PER_BLOCK);
 	assert_int_equal(x->b.limit_reason, BLIM_MAX);
 	p.max_pages = 0;
-	p.min_free_pages = 120 * PPB;              /* keep 240 MiB free: 8 blocks left to give */
+	p.min_free_pages = 120 * PAGES_PER_BLOCK;              /* keep 240 MiB free: 8 blocks left to give */
 	balloon_set_params(&x->b, &p);
 	poll_n(x, 20);
-	assert_settled(x, 8 * PPB);
-	assert_true(x->mem.nfree >= 120 * PPB);
+	assert_settled(x, 8 * PAGES_PER_BLOCK);
+	assert_true(x->mem.nfree >= 120 * PAGES_PER_BLOCK);
 	assert_int_equal(x->b.limit_reason, BLIM_MIN_FREE);
 	/* absurd: one clear line, clamped, the balloon empties */
 	host_klog_reset();
@@ -804,30 +803,30 @@ static void test_max_and_min_free_at_run_time(void **state)
 static void test_reclaim_lowest_priority_first_then_shortfall(void **state)
 {
 	(void)state;
-	const uint64_t min_free = 4 * PPB;
+	const uint64_t min_free = 4 * PAGES_PER_BLOCK;
 	struct opts o = { .min_free = min_free, .reclaim = 1 };
 	struct fx *x = make(&o);
 	struct cache lo, mid, hi;
-	cache_fill(&hi, x, "hi", 8 * PPB);         /* registered first, asked last */
-	cache_fill(&lo, x, "lo", 8 * PPB);
-	cache_fill(&mid, x, "mid", 8 * PPB);
+	cache_fill(&hi, x, "hi", 8 * PAGES_PER_BLOCK);         /* registered first, asked last */
+	cache_fill(&lo, x, "lo", 8 * PAGES_PER_BLOCK);
+	cache_fill(&mid, x, "mid", 8 * PAGES_PER_BLOCK);
 	assert_true(shrinker_register("hi", SHRINKER_PRIO_COSTLY, cache_count, cache_scan, &hi) > 0);
 	assert_true(shrinker_register("lo", SHRINKER_PRIO_CACHE, cache_count, cache_scan, &lo) > 0);
 	assert_true(shrinker_register("mid", SHRINKER_PRIO_DEFAULT, cache_count, cache_scan, &mid) > 0);
 	/* the rest of memory is used, except 10 blocks */
-	fake_mem_alloc_any(&x->mem, x->mem.nfree - 10 * PPB, 1);
+	fake_mem_alloc_any(&x->mem, x->mem.nfree - 10 * PAGES_PER_BLOCK, 1);
 	/* 18 blocks wanted: 6 from free memory (10 - 4 kept), 12 from the caches */
-	x->tr.num_pages = 18 * PPB;
+	x->tr.num_pages = 18 * PAGES_PER_BLOCK;
 	wait_ms(x, 2000);
-	assert_settled(x, 18 * PPB);
+	assert_settled(x, 18 * PAGES_PER_BLOCK);
 	assert_int_equal(lo.held, 0);              /* cheapest emptied first */
 	assert_true(lo.order_seen < mid.order_seen);
-	assert_true(mid.freed >= 4 * PPB && mid.freed <= 4 * PPB + 2 * RECLAIM_PAGES_SLACK);
+	assert_true(mid.freed >= 4 * PAGES_PER_BLOCK && mid.freed <= 4 * PAGES_PER_BLOCK + 2 * RECLAIM_PAGES_SLACK);
 	assert_int_equal(hi.scans, 0);             /* never needed */
-	assert_true(x->b.reclaimed >= 12 * PPB);
+	assert_true(x->b.reclaimed >= 12 * PAGES_PER_BLOCK);
 	assert_true(x->mem.nfree >= min_free);
 	/* more than everything: the costly one gives too, then a shortfall */
-	x->tr.num_pages = 60 * PPB;
+	x->tr.num_pages = 60 * PAGES_PER_BLOCK;
 	wait_ms(x, 3000);
 	assert_int_equal(hi.held, 0);
 	assert_true(hi.order_seen > mid.order_seen);
@@ -846,13 +845,13 @@ static void test_console_details(void **state)
 {
 	(void)state;
 	struct opts o = { .features = F(VIRTIO_BALLOON_F_DEFLATE_ON_OOM) | F(VIRTIO_BALLOON_F_REPORTING),
-	                  .min_free = 8 * PPB,
-	                  .params = { .max_pages = 50 * PPB, .rate_pages_per_s = 256 * MIB_PAGES,
+	                  .min_free = 8 * PAGES_PER_BLOCK,
+	                  .params = { .max_pages = 50 * PAGES_PER_BLOCK, .rate_pages_per_s = 256 * MIB_PAGES,
 	                              .report_delay_ns = 2 * NS_PER_S } };
 	struct fx *x = make(&o);
-	x->tr.num_pages = 10 * PPB;
+	x->tr.num_pages = 10 * PAGES_PER_BLOCK;
 	wait_ms(x, 500);
-	assert_settled(x, 10 * PPB);
+	assert_settled(x, 10 * PAGES_PER_BLOCK);
 	char buf[1200];
 	balloon_format_details(&x->b, buf, sizeof buf);
 	assert_non_null(strstr(buf, "target 20 MiB, actual 20 MiB, host asks 20 MiB"));

@@ -1,13 +1,13 @@
 /*
  * test_hostile_device.c - the whole balloon driver stack against a hostile
- * virtio-balloon device: the modern PCI transport (drivers/virtio_pci.c), the
- * split virtqueues (drivers/virtq.c) and the balloon core (drivers/balloon.c),
+ * virtio-balloon device: the modern PCI transport (drivers/virtio/virtio_pci.c), the
+ * split virtqueues (drivers/virtio/virtq.c) and the balloon core (drivers/balloon/),
  * on a simulated device with a host view (fake_hostile_dev.c), over guest
  * memory that checks the ownership of every frame while an application keeps
- * allocating, freeing and checksumming its own (fake_hostile_mem.c).
+ * allocating, freeing and checksumming its own (fake_balloon_mem.c).
  *
  * The driver is the same composition as the kernel's glue
- * (drivers/virtio_balloon.c: init order, queue layout, balloon_init, a poller),
+ * (drivers/balloon/virtio_balloon.c: init order, queue layout, balloon_init, a poller),
  * plus the recovery the transport offers (vp_health, vp_reset): a device that
  * needs a reset, reset itself or broke a ring is reset; only when it confirms
  * the reset does the balloon give its frames back (balloon_release_all), and a
@@ -37,38 +37,27 @@
 #include "drivers/virtio/virtio_pci.h"
 #include "drivers/virtio/virtq.h"
 #include "fake_hostile_dev.h"
-#include "fake_hostile_mem.h"
+#include "fake_balloon_mem.h"
 #include "fake_hostile_sys.h"
 #include "host_support.h"
+#include "hostile_fixture.h"
 #include "kclock.h"
 
-#define PPB       PAGES_PER_BLOCK
-#define BASE_PFN  256u                  /* RAM from 1 MiB: the first block is partial */
-#define NPAGES    (40u * PPB)           /* 80 MiB */
-#define MIN_FREE  (2u * PPB)
+#define NPAGES    HFX_NPAGES            /* 80 MiB from 1 MiB: the first block is partial */
+#define MIN_FREE  HFX_MIN_FREE
 enum { QI = HSYS_QI, QD = HSYS_QD, QS = HSYS_QS };
 #define MAX_RECOVERIES HSYS_MAX_RECOVERIES
 
-/* application allocations when the failure was injected */
-static uint64_t app_allocs_at_failure;
-
 /* ------------------------------------------------------------ the harness */
 
-/* The guest of the running test, freed by teardown even when it fails. */
-static struct hsys *current;
-
+/* The application is already running: 4096 frames in small pieces all over
+ * memory, so whole free blocks need compaction. */
 static struct hsys *make_paused(uint64_t seed)
 {
-	struct hsys *x = calloc(1, sizeof *x);
-	assert_non_null(x);
-	current = x;
-	assert_int_equal(hsys_init(x, BASE_PFN, NPAGES, MIN_FREE, seed), 0);
-	/* the application is already running: 4096 frames in small pieces all
-	 * over memory, so whole free blocks need compaction */
+	struct hsys *x = hfx_new(seed);
 	for (unsigned i = 0; i < 256; i++)
-		hmem_app_alloc(&x->mem, 16);
-	host_clock_set(NS_PER_S);
-	host_klog_reset();
+		fake_mem_app_alloc(&x->mem, 16);
+	hfx_start(x);
 	return x;
 }
 
@@ -91,63 +80,8 @@ static struct hsys *make(uint64_t seed)
 	return x;
 }
 
-static void destroy(struct hsys *x)
-{
-	hsys_destroy(x);
-	free(x);
-	current = NULL;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	if (current)
-		destroy(current);
-	return 0;
-}
-
-static void check_all(struct hsys *x)
-{
-	char why[300];
-	if (hsys_check(x, why, sizeof why) != 0)
-		fail_msg("%s", why);
-}
-
-/* One millisecond of the whole guest, then every invariant. */
-static void tick(struct hsys *x)
-{
-	hsys_tick(x);
-	check_all(x);
-}
-
-static void ticks(struct hsys *x, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		tick(x);
-}
-
-/* Long stretches: 10 ms of time per tick. */
-static void wait_ms(struct hsys *x, unsigned ms)
-{
-	for (unsigned t = 0; t < ms; t += 10) {
-		host_clock_advance(9 * NS_PER_MS);
-		tick(x);
-	}
-}
-
 /* Run until host and guest agree on `pages` with nothing in flight. */
-static void settle_at(struct hsys *x, uint64_t pages)
-{
-	for (unsigned i = 0; i < 3000; i++) {
-		tick(x);
-		if (x->core_up && balloon_state(&x->b) == BALLOON_AT_TARGET && balloon_actual(&x->b) == pages &&
-		    hdev_actual(&x->dev) == pages && hdev_host_pages(&x->dev) == pages)
-			return;
-	}
-	fail_msg("not settled at %llu pages: actual %llu, device actual %u, host %llu, state %s",
-	         (unsigned long long)pages, (unsigned long long)balloon_actual(&x->b), hdev_actual(&x->dev),
-	         (unsigned long long)hdev_host_pages(&x->dev), balloon_state_name(balloon_state(&x->b)));
-}
+static void settle_at(struct hsys *x, uint64_t pages) { hfx_settle(x, pages, 1); }
 
 /* Every frame the balloon ever took is back, exactly once; the application
  * still has all its data and can now use every free frame. */
@@ -156,23 +90,8 @@ static void assert_all_back(struct hsys *x)
 	assert_int_equal(x->mem.nballoon, 0);
 	assert_int_equal(balloon_owned(&x->b), 0);
 	assert_int_equal(x->mem.frames_given, x->mem.frames_taken);
-	assert_int_equal(x->mem.nfree + x->mem.napp + x->mem.npinned, NPAGES);
-	assert_int_equal(hmem_app_check(&x->mem), 0);
-	uint64_t nfree = x->mem.nfree;
-	assert_int_equal(hmem_app_alloc(&x->mem, nfree), nfree);
-	assert_int_equal(x->mem.nfree, 0);
-	assert_int_equal(hmem_app_check(&x->mem), 0);
-	hmem_app_free(&x->mem, nfree);
-	assert_int_equal(x->mem.errors, 0);
-}
-
-/* The application kept working after the failure (allocations went on). */
-static void mark_failure(struct hsys *x) { app_allocs_at_failure = x->mem.app_allocs; }
-static void assert_app_kept_running(struct hsys *x)
-{
-	ticks(x, 256);                  /* and keeps running from here */
-	assert_true(x->mem.app_allocs > app_allocs_at_failure + 100);
-	assert_int_equal(hmem_app_check(&x->mem), 0);
+	assert_int_equal(x->mem.nfree + x->mem.nused + x->mem.npinned, NPAGES);
+	hfx_assert_app_uses_all_free(x);
 }
 
 /* After the failure was reported: silence, and nothing more goes to the device. */
@@ -183,7 +102,7 @@ static void assert_quiet_and_left_alone(struct hsys *x, unsigned ms)
 	for (int q = 0; q < 3; q++)
 		avail[q] = x->vq[q].avail ? x->vq[q].avail->idx : 0;
 	uint64_t owned = balloon_owned(&x->b);
-	wait_ms(x, ms);
+	hfx_wait_ms(x, ms);
 	assert_int_equal(host_klog_count(), lines);
 	assert_int_equal(x->dev.resets, resets);
 	for (int q = 0; q < 3; q++)
@@ -192,29 +111,23 @@ static void assert_quiet_and_left_alone(struct hsys *x, unsigned ms)
 	assert_int_equal(balloon_owned(&x->b), owned);
 }
 
-static void log_has(const char *needle)
-{
-	if (!host_klog_contains(needle))
-		fail_msg("no log line contains '%s' (last: '%s')", needle, host_klog_last());
-}
-
 /* ------------------------------------------------------------ a good device */
 
 static void test_baseline_round_trip(void **state)
 {
 	(void)state;
 	struct hsys *x = make(1);
-	hdev_set_target(&x->dev, 20 * PPB);
-	settle_at(x, 20 * PPB);
+	hdev_set_target(&x->dev, 20 * PAGES_PER_BLOCK);
+	settle_at(x, 20 * PAGES_PER_BLOCK);
 	assert_true(x->mem.compact_calls >= 1);          /* whole blocks had to be made */
 	assert_true(x->dev.stats_seen >= 1);
-	hdev_set_target(&x->dev, 3 * PPB + 77);
-	settle_at(x, 3 * PPB + 77);
+	hdev_set_target(&x->dev, 3 * PAGES_PER_BLOCK + 77);
+	settle_at(x, 3 * PAGES_PER_BLOCK + 77);
 	hdev_set_target(&x->dev, 0);
 	settle_at(x, 0);
 	assert_false(host_klog_contains("virtq"));
 	assert_all_back(x);
-	destroy(x);
+	hfx_destroy(x);
 }
 
 /* ------------------------------------------------------------ used ring */
@@ -223,35 +136,35 @@ static void test_baseline_round_trip(void **state)
 static void eight_in_flight_three_acked(struct hsys *x)
 {
 	hdev_set_mode(&x->dev, HD_INFLATE, FAKE_HOLD);
-	hdev_set_target(&x->dev, 8 * PPB);
-	ticks(x, 3);
+	hdev_set_target(&x->dev, 8 * PAGES_PER_BLOCK);
+	hfx_ticks(x, 3);
 	assert_int_equal(x->dev.vq[HD_INFLATE].nheld, 8);
 	assert_int_equal(hdev_complete(&x->dev, HD_INFLATE, 3), 3);
-	ticks(x, 2);
-	assert_int_equal(balloon_actual(&x->b), 3 * PPB);
-	assert_int_equal(hdev_actual(&x->dev), 3 * PPB);
-	assert_int_equal(x->b.inflating, 5 * PPB);
+	hfx_ticks(x, 2);
+	assert_int_equal(balloon_actual(&x->b), 3 * PAGES_PER_BLOCK);
+	assert_int_equal(hdev_actual(&x->dev), 3 * PAGES_PER_BLOCK);
+	assert_int_equal(x->b.inflating, 5 * PAGES_PER_BLOCK);
 	host_klog_reset();
-	mark_failure(x);
+	hfx_mark_failure(x);
 }
 
 /* The failure was a broken ring: cause, the balloon's stop, the reset. */
 static void expect_ring_failure(struct hsys *x, const char *cause, uint64_t pages_back)
 {
-	ticks(x, 1);
+	hfx_ticks(x, 1);
 	assert_int_equal(host_klog_count(), 3);
-	log_has(cause);
-	log_has("queue disabled");
-	log_has("balloon: stopped: device queue broken");
+	hfx_log_has(cause);
+	hfx_log_has("queue disabled");
+	hfx_log_has("balloon: stopped: device queue broken");
 	char line[120];
 	snprintf(line, sizeof line, "device reset, %llu pages back to the allocator; leaving it off",
 	         (unsigned long long)pages_back);
-	log_has(line);
+	hfx_log_has(line);
 	assert_true(x->given_up);
 	assert_false(x->up);
 	assert_int_equal(x->dev.resets_confirmed, 2);    /* bring-up, recovery */
 	assert_quiet_and_left_alone(x, 3000);
-	assert_app_kept_running(x);
+	hfx_assert_app_kept_running(x);
 	assert_all_back(x);
 }
 
@@ -263,30 +176,30 @@ static void test_used_idx_jumps_ahead(void **state)
 	struct fake_vq *f = &x->dev.vq[HD_INFLATE];
 	hdev_set_used_idx(&x->dev, HD_INFLATE, (uint16_t)(f->used_idx + 10));   /* 10 new, 5 in flight */
 	expect_ring_failure(x, "virtq balloon-inflate (queue 0): used idx moved by 10 with 5 buffers in flight",
-	                    8 * PPB);
-	destroy(x);
+	                    8 * PAGES_PER_BLOCK);
+	hfx_destroy(x);
 }
 
 static void test_used_idx_goes_backwards(void **state)
 {
 	(void)state;
 	struct hsys *x = make(3);
-	hdev_set_target(&x->dev, 6 * PPB);
-	settle_at(x, 6 * PPB);
+	hdev_set_target(&x->dev, 6 * PAGES_PER_BLOCK);
+	settle_at(x, 6 * PAGES_PER_BLOCK);
 	hdev_set_mode(&x->dev, HD_DEFLATE, FAKE_HOLD);
 	hdev_set_target(&x->dev, 0);
-	ticks(x, 3);
+	hfx_ticks(x, 3);
 	assert_int_equal(x->dev.vq[HD_DEFLATE].nheld, 6);
 	hdev_complete(&x->dev, HD_DEFLATE, 2);
-	ticks(x, 2);
-	assert_int_equal(balloon_owned(&x->b), 4 * PPB);   /* 2 acked blocks went back */
+	hfx_ticks(x, 2);
+	assert_int_equal(balloon_owned(&x->b), 4 * PAGES_PER_BLOCK);   /* 2 acked blocks went back */
 	host_klog_reset();
-	mark_failure(x);
+	hfx_mark_failure(x);
 	struct fake_vq *f = &x->dev.vq[HD_DEFLATE];
 	hdev_set_used_idx(&x->dev, HD_DEFLATE, (uint16_t)(f->used_idx - 1));
 	expect_ring_failure(x, "virtq balloon-deflate (queue 1): used idx moved by 65535 with 4 buffers",
-	                    4 * PPB);
-	destroy(x);
+	                    4 * PAGES_PER_BLOCK);
+	hfx_destroy(x);
 }
 
 static void test_used_id_already_completed(void **state)
@@ -294,21 +207,21 @@ static void test_used_id_already_completed(void **state)
 	(void)state;
 	struct hsys *x = make(4);
 	hdev_set_mode(&x->dev, HD_INFLATE, FAKE_HOLD);
-	hdev_set_target(&x->dev, 2 * PPB);
-	ticks(x, 3);
+	hdev_set_target(&x->dev, 2 * PAGES_PER_BLOCK);
+	hfx_ticks(x, 3);
 	struct fake_vq *f = &x->dev.vq[HD_INFLATE];
 	assert_int_equal(f->nheld, 2);
 	uint16_t head = f->held[0].head;
 	hdev_complete(&x->dev, HD_INFLATE, 1);
-	ticks(x, 2);                                       /* reaped; nothing new to add */
-	assert_int_equal(balloon_actual(&x->b), PPB);
+	hfx_ticks(x, 2);                                       /* reaped; nothing new to add */
+	assert_int_equal(balloon_actual(&x->b), PAGES_PER_BLOCK);
 	host_klog_reset();
-	mark_failure(x);
+	hfx_mark_failure(x);
 	hdev_push_raw(&x->dev, HD_INFLATE, head, 0);       /* the same element again */
 	char cause[100];
 	snprintf(cause, sizeof cause, "used id %u is not a buffer in flight", head);
-	expect_ring_failure(x, cause, 2 * PPB);
-	destroy(x);
+	expect_ring_failure(x, cause, 2 * PAGES_PER_BLOCK);
+	hfx_destroy(x);
 }
 
 static void test_used_len_larger_than_buffer(void **state)
@@ -319,8 +232,8 @@ static void test_used_len_larger_than_buffer(void **state)
 	struct fake_vq *f = &x->dev.vq[HD_INFLATE];
 	/* a block element is two 1 KiB device-readable descriptors */
 	hdev_push_raw(&x->dev, HD_INFLATE, f->held[0].head, 2049);
-	expect_ring_failure(x, "used len 2049 larger than the buffer (2048 bytes)", 8 * PPB);
-	destroy(x);
+	expect_ring_failure(x, "used len 2049 larger than the buffer (2048 bytes)", 8 * PAGES_PER_BLOCK);
+	hfx_destroy(x);
 }
 
 /* The reset that should let the driver reclaim never completes: the device
@@ -334,25 +247,25 @@ static void test_used_id_out_of_range_reset_stuck(void **state)
 	eight_in_flight_three_acked(x);
 	x->host_paused = 1;
 	x->dev.process_on_notify = 0;
-	hdev_set_target(&x->dev, 12 * PPB);
-	ticks(x, 2);                                       /* 4 more, not popped */
-	assert_int_equal(x->b.inflating, 9 * PPB);
+	hdev_set_target(&x->dev, 12 * PAGES_PER_BLOCK);
+	hfx_ticks(x, 2);                                       /* 4 more, not popped */
+	assert_int_equal(x->b.inflating, 9 * PAGES_PER_BLOCK);
 	x->dev.reset_stuck = 1;
 	host_klog_reset();
 	uint64_t owned = balloon_owned(&x->b), given = x->mem.frames_given;
 	hdev_push_raw(&x->dev, HD_INFLATE, 500, 0);
-	ticks(x, 1);
+	hfx_ticks(x, 1);
 	assert_int_equal(host_klog_count(), 3);
-	log_has("used id 500 out of range (size 128)");
-	log_has("balloon: stopped: device queue broken; holding 6144 pages");
-	log_has("reset did not complete");
+	hfx_log_has("used id 500 out of range (size 128)");
+	hfx_log_has("balloon: stopped: device queue broken; holding 6144 pages");
+	hfx_log_has("reset did not complete");
 	assert_true(x->given_up);
 	assert_quiet_and_left_alone(x, 3000);
 	assert_int_equal(balloon_owned(&x->b), owned);
 	assert_int_equal(x->mem.nballoon, owned);          /* nothing given back... */
 	assert_int_equal(x->mem.frames_given, given);
-	assert_app_kept_running(x);
-	destroy(x);
+	hfx_assert_app_kept_running(x);
+	hfx_destroy(x);
 }
 
 /* A broken stats queue costs the statistics, not the balloon. */
@@ -360,30 +273,30 @@ static void test_stats_queue_broken_balloon_goes_on(void **state)
 {
 	(void)state;
 	struct hsys *x = make(7);
-	ticks(x, 2);
+	hfx_ticks(x, 2);
 	struct fake_vq *f = &x->dev.vq[HD_STATS];
 	assert_int_equal(f->nheld, 1);
 	host_klog_reset();
-	mark_failure(x);
+	hfx_mark_failure(x);
 	char cause[120];
 	snprintf(cause, sizeof cause, "virtq balloon-stats (queue 2): used len 9999 larger than the buffer "
 	         "(%u bytes)", f->held[0].out_bytes);
 	hdev_push_raw(&x->dev, HD_STATS, f->held[0].head, 9999);
-	ticks(x, 1);
+	hfx_ticks(x, 1);
 	assert_int_equal(host_klog_count(), 1);
-	log_has(cause);
+	hfx_log_has(cause);
 	unsigned seen = x->dev.stats_seen;
-	hdev_set_target(&x->dev, 10 * PPB);
-	settle_at(x, 10 * PPB);
-	hdev_set_target(&x->dev, PPB);
-	settle_at(x, PPB);
+	hdev_set_target(&x->dev, 10 * PAGES_PER_BLOCK);
+	settle_at(x, 10 * PAGES_PER_BLOCK);
+	hdev_set_target(&x->dev, PAGES_PER_BLOCK);
+	settle_at(x, PAGES_PER_BLOCK);
 	assert_int_equal(x->dev.stats_seen, seen);        /* the queue is not used again */
 	assert_false(host_klog_contains("stopped"));
-	assert_app_kept_running(x);
+	hfx_assert_app_kept_running(x);
 	hdev_set_target(&x->dev, 0);
 	settle_at(x, 0);
 	assert_all_back(x);
-	destroy(x);
+	hfx_destroy(x);
 }
 
 /* ------------------------------------------------------------ config space */
@@ -392,25 +305,25 @@ static void test_target_above_total_memory(void **state)
 {
 	(void)state;
 	struct hsys *x = make(8);
-	mark_failure(x);
+	hfx_mark_failure(x);
 	hdev_set_target(&x->dev, NPAGES + 1);             /* one page more than the guest has */
-	wait_ms(x, 2000);
-	log_has("host asks for 20481 pages (80 MiB), at most 19456 can be given");
-	log_has("clamped");
+	hfx_wait_ms(x, 2000);
+	hfx_log_has("host asks for 20481 pages (80 MiB), at most 19456 can be given");
+	hfx_log_has("clamped");
 	/* never above the limit; what the application does not hold went */
 	assert_true(balloon_owned(&x->b) <= NPAGES - MIN_FREE);
-	assert_true(balloon_owned(&x->b) + x->mem.napp + MIN_FREE + 1024 >= NPAGES);
+	assert_true(balloon_owned(&x->b) + x->mem.nused + MIN_FREE + 1024 >= NPAGES);
 	assert_int_equal(hdev_actual(&x->dev), balloon_actual(&x->b));
 	host_klog_reset();
 	hdev_set_target(&x->dev, 0xffffffffu);            /* absurd */
-	wait_ms(x, 3000);
+	hfx_wait_ms(x, 3000);
 	assert_int_equal(host_klog_count(), 1);           /* one clamp line for the new value */
-	log_has("host asks for 4294967295 pages");
-	assert_app_kept_running(x);
+	hfx_log_has("host asks for 4294967295 pages");
+	hfx_assert_app_kept_running(x);
 	hdev_set_target(&x->dev, 0);
 	settle_at(x, 0);
 	assert_all_back(x);
-	destroy(x);
+	hfx_destroy(x);
 }
 
 static void test_target_flipping_wildly(void **state)
@@ -418,44 +331,44 @@ static void test_target_flipping_wildly(void **state)
 	(void)state;
 	struct hsys *x = make(9);
 	x->dev.flip_target = 1;                           /* a new num_pages on every read */
-	mark_failure(x);
-	ticks(x, 4000);
+	hfx_mark_failure(x);
+	hfx_ticks(x, 4000);
 	/* rate-limited: a few lines per second at most, never a flood */
 	assert_true(host_klog_count() <= 4 * 5 + 4);
 	assert_false(host_klog_contains("stopped"));
 	assert_true(x->mem.compact_calls > 0);
-	assert_app_kept_running(x);
+	hfx_assert_app_kept_running(x);
 	x->dev.flip_target = 0;
-	hdev_set_target(&x->dev, 5 * PPB);
-	settle_at(x, 5 * PPB);
+	hdev_set_target(&x->dev, 5 * PAGES_PER_BLOCK);
+	settle_at(x, 5 * PAGES_PER_BLOCK);
 	hdev_set_target(&x->dev, 0);
 	settle_at(x, 0);
 	assert_all_back(x);
-	destroy(x);
+	hfx_destroy(x);
 }
 
 static void test_config_generation_never_settles(void **state)
 {
 	(void)state;
 	struct hsys *x = make(10);
-	hdev_set_target(&x->dev, 4 * PPB);
-	settle_at(x, 4 * PPB);
+	hdev_set_target(&x->dev, 4 * PAGES_PER_BLOCK);
+	settle_at(x, 4 * PAGES_PER_BLOCK);
 	host_klog_reset();
-	mark_failure(x);
+	hfx_mark_failure(x);
 	x->dev.pci.gen_changes_left = UINT32_MAX;         /* changes on every read */
-	hdev_set_target(&x->dev, 30 * PPB);
-	wait_ms(x, 4000);
+	hdev_set_target(&x->dev, 30 * PAGES_PER_BLOCK);
+	hfx_wait_ms(x, 4000);
 	assert_int_equal(host_klog_count(), 1);
-	log_has("device config generation does not settle; keeping target 2048 pages");
-	assert_int_equal(balloon_actual(&x->b), 4 * PPB);  /* old target kept */
-	wait_ms(x, 2000);
+	hfx_log_has("device config generation does not settle; keeping target 2048 pages");
+	assert_int_equal(balloon_actual(&x->b), 4 * PAGES_PER_BLOCK);  /* old target kept */
+	hfx_wait_ms(x, 2000);
 	assert_int_equal(host_klog_count(), 3);
-	log_has("balloon: stopped: device config unreadable");
-	log_has("device reset, 2048 pages back to the allocator; leaving it off");
+	hfx_log_has("balloon: stopped: device config unreadable");
+	hfx_log_has("device reset, 2048 pages back to the allocator; leaving it off");
 	assert_quiet_and_left_alone(x, 2000);
-	assert_app_kept_running(x);
+	hfx_assert_app_kept_running(x);
 	assert_all_back(x);
-	destroy(x);
+	hfx_destroy(x);
 }
 
 /* ------------------------------------------------------------ bring-up */
@@ -465,17 +378,17 @@ static void test_config_generation_never_settles(void **state)
 static void expect_refused(struct hsys *x, const char *cause)
 {
 	assert_int_equal(host_klog_count(), 1);
-	log_has(cause);
+	hfx_log_has(cause);
 	assert_false(x->core_up);
 	assert_true(x->dev.pci.status & VIRTIO_CONFIG_S_FAILED);
 	assert_false(x->dev.pci.status & VIRTIO_CONFIG_S_DRIVER_OK);
-	mark_failure(x);
-	hdev_set_target(&x->dev, 10 * PPB);
-	wait_ms(x, 2000);
+	hfx_mark_failure(x);
+	hdev_set_target(&x->dev, 10 * PAGES_PER_BLOCK);
+	hfx_wait_ms(x, 2000);
 	assert_int_equal(host_klog_count(), 1);
 	assert_int_equal(x->mem.frames_taken, 0);
 	assert_int_equal(x->dev.elems_seen[0] + x->dev.elems_seen[1], 0);
-	assert_app_kept_running(x);
+	hfx_assert_app_kept_running(x);
 	assert_all_back(x);
 }
 
@@ -488,7 +401,7 @@ static void test_features_ok_refused(void **state)
 	for (int q = 0; q < 3; q++)
 		assert_int_equal(x->dev.pci.q[q].enable, 0);
 	expect_refused(x, "device refused features 0x100000002 (FEATURES_OK not kept)");
-	destroy(x);
+	hfx_destroy(x);
 }
 
 static void test_inflate_queue_size_zero(void **state)
@@ -498,7 +411,7 @@ static void test_inflate_queue_size_zero(void **state)
 	x->dev.pci.qmax[0] = 0;
 	bring_up(x, 0);
 	expect_refused(x, "inflate/deflate queues missing or unusable; device marked FAILED");
-	destroy(x);
+	hfx_destroy(x);
 }
 
 static void test_stats_queue_size_zero(void **state)
@@ -508,15 +421,15 @@ static void test_stats_queue_size_zero(void **state)
 	x->dev.pci.qmax[2] = 0;
 	bring_up(x, 1);
 	assert_int_equal(host_klog_count(), 1);
-	log_has("STATS_VQ offered but queue 2 is absent; no statistics");
+	hfx_log_has("STATS_VQ offered but queue 2 is absent; no statistics");
 	assert_false(x->has_stats);
-	hdev_set_target(&x->dev, 6 * PPB);
-	settle_at(x, 6 * PPB);
+	hdev_set_target(&x->dev, 6 * PAGES_PER_BLOCK);
+	settle_at(x, 6 * PAGES_PER_BLOCK);
 	hdev_set_target(&x->dev, 0);
 	settle_at(x, 0);
 	assert_int_equal(x->dev.stats_seen, 0);
 	assert_all_back(x);
-	destroy(x);
+	hfx_destroy(x);
 }
 
 static void test_queue_size_not_power_of_two(void **state)
@@ -530,7 +443,7 @@ static void test_queue_size_not_power_of_two(void **state)
 		char cause[100];
 		snprintf(cause, sizeof cause, "queue 1 (balloon-deflate): size %u is not a power of two", sizes[i]);
 		expect_refused(x, cause);
-		destroy(x);
+		hfx_destroy(x);
 	}
 }
 
@@ -544,14 +457,14 @@ static void test_queue_size_one(void **state)
 	bring_up(x, 0);
 	assert_false(x->core_up);
 	assert_int_equal(host_klog_count(), 1);
-	log_has("balloon: cannot start: inflate/deflate queues missing, broken or smaller than 2");
-	mark_failure(x);
-	hdev_set_target(&x->dev, 10 * PPB);
-	wait_ms(x, 1000);
+	hfx_log_has("balloon: cannot start: inflate/deflate queues missing, broken or smaller than 2");
+	hfx_mark_failure(x);
+	hdev_set_target(&x->dev, 10 * PAGES_PER_BLOCK);
+	hfx_wait_ms(x, 1000);
 	assert_int_equal(host_klog_count(), 1);
 	assert_int_equal(x->mem.frames_taken, 0);
-	assert_app_kept_running(x);
-	destroy(x);
+	hfx_assert_app_kept_running(x);
+	hfx_destroy(x);
 }
 
 /* Odd but legal sizes: 2 (one block in flight at a time) and 32768 (shrunk). */
@@ -564,13 +477,13 @@ static void test_queue_sizes_small_and_huge(void **state)
 		x->dev.pci.qmax[0] = x->dev.pci.qmax[1] = sizes[i];
 		bring_up(x, 1);
 		assert_int_equal(x->vq[QI].num, sizes[i] == 2 ? 2 : 128);
-		hdev_set_target(&x->dev, 6 * PPB + 9);
-		settle_at(x, 6 * PPB + 9);
+		hdev_set_target(&x->dev, 6 * PAGES_PER_BLOCK + 9);
+		settle_at(x, 6 * PAGES_PER_BLOCK + 9);
 		hdev_set_target(&x->dev, 0);
 		settle_at(x, 0);
 		assert_false(host_klog_contains("virtq"));
 		assert_all_back(x);
-		destroy(x);
+		hfx_destroy(x);
 	}
 }
 
@@ -582,30 +495,30 @@ static void test_needs_reset_recovered(void **state)
 {
 	(void)state;
 	struct hsys *x = make(20);
-	hdev_set_target(&x->dev, 6 * PPB);
-	settle_at(x, 6 * PPB);
+	hdev_set_target(&x->dev, 6 * PAGES_PER_BLOCK);
+	settle_at(x, 6 * PAGES_PER_BLOCK);
 	hdev_set_mode(&x->dev, HD_INFLATE, FAKE_HOLD);
-	hdev_set_target(&x->dev, 8 * PPB);
-	ticks(x, 2);
-	assert_int_equal(x->b.inflating, 2 * PPB);
+	hdev_set_target(&x->dev, 8 * PAGES_PER_BLOCK);
+	hfx_ticks(x, 2);
+	assert_int_equal(x->b.inflating, 2 * PAGES_PER_BLOCK);
 	host_klog_reset();
-	mark_failure(x);
+	hfx_mark_failure(x);
 	uint64_t taken = x->mem.frames_taken;
 	hdev_raise_needs_reset(&x->dev);
-	ticks(x, 1);
+	hfx_ticks(x, 1);
 	assert_int_equal(host_klog_count(), 2);
-	log_has("virtio-balloon: device needs a reset (DEVICE_NEEDS_RESET, status 0x4f)");
-	log_has("device reset, 4096 pages back to the allocator; starting it again");
+	hfx_log_has("virtio-balloon: device needs a reset (DEVICE_NEEDS_RESET, status 0x4f)");
+	hfx_log_has("device reset, 4096 pages back to the allocator; starting it again");
 	assert_int_equal(x->mem.frames_given, taken);      /* all of it, exactly once */
 	assert_true(x->up && x->core_up);
 	hdev_set_mode(&x->dev, HD_INFLATE, FAKE_ACK);
-	settle_at(x, 8 * PPB);                             /* the target still stands */
+	settle_at(x, 8 * PAGES_PER_BLOCK);                             /* the target still stands */
 	assert_int_equal(x->recoveries, 1);
-	assert_app_kept_running(x);
+	hfx_assert_app_kept_running(x);
 	hdev_set_target(&x->dev, 0);
 	settle_at(x, 0);
 	assert_all_back(x);
-	destroy(x);
+	hfx_destroy(x);
 }
 
 /* A device that asks for a reset after every bring-up: bounded retries,
@@ -614,43 +527,43 @@ static void test_needs_reset_storm_bounded(void **state)
 {
 	(void)state;
 	struct hsys *x = make(21);
-	hdev_set_target(&x->dev, 4 * PPB);
-	settle_at(x, 4 * PPB);
+	hdev_set_target(&x->dev, 4 * PAGES_PER_BLOCK);
+	settle_at(x, 4 * PAGES_PER_BLOCK);
 	host_klog_reset();
-	mark_failure(x);
+	hfx_mark_failure(x);
 	x->dev.needs_reset_every_init = 1;
 	hdev_raise_needs_reset(&x->dev);
-	ticks(x, 50);
+	hfx_ticks(x, 50);
 	assert_true(x->given_up);
 	assert_int_equal(x->recoveries, MAX_RECOVERIES);
 	/* per reset: the health line and the reset line */
 	assert_int_equal(host_klog_count(), 2 * (MAX_RECOVERIES + 1));
-	log_has("device reset, 0 pages back to the allocator; leaving it off");
+	hfx_log_has("device reset, 0 pages back to the allocator; leaving it off");
 	assert_quiet_and_left_alone(x, 2000);
-	assert_app_kept_running(x);
+	hfx_assert_app_kept_running(x);
 	assert_all_back(x);
-	destroy(x);
+	hfx_destroy(x);
 }
 
 static void test_needs_reset_but_reset_never_completes(void **state)
 {
 	(void)state;
 	struct hsys *x = make(22);
-	hdev_set_target(&x->dev, 5 * PPB);
-	settle_at(x, 5 * PPB);
+	hdev_set_target(&x->dev, 5 * PAGES_PER_BLOCK);
+	settle_at(x, 5 * PAGES_PER_BLOCK);
 	host_klog_reset();
-	mark_failure(x);
+	hfx_mark_failure(x);
 	x->dev.reset_stuck = 1;
 	hdev_raise_needs_reset(&x->dev);
-	ticks(x, 1);
+	hfx_ticks(x, 1);
 	assert_int_equal(host_klog_count(), 2);
-	log_has("device needs a reset");
-	log_has("reset did not complete within 100 ms");
+	hfx_log_has("device needs a reset");
+	hfx_log_has("reset did not complete within 100 ms");
 	assert_quiet_and_left_alone(x, 2000);
-	assert_int_equal(x->mem.nballoon, 5 * PPB);        /* kept: the device may still use them */
+	assert_int_equal(x->mem.nballoon, 5 * PAGES_PER_BLOCK);        /* kept: the device may still use them */
 	assert_int_equal(x->mem.frames_given, 0);
-	assert_app_kept_running(x);
-	destroy(x);
+	hfx_assert_app_kept_running(x);
+	hfx_destroy(x);
 }
 
 /* The device drops DRIVER_OK on its own (a host-side reset): our own reset,
@@ -659,21 +572,21 @@ static void test_device_resets_itself(void **state)
 {
 	(void)state;
 	struct hsys *x = make(23);
-	hdev_set_target(&x->dev, 7 * PPB);
-	settle_at(x, 7 * PPB);
+	hdev_set_target(&x->dev, 7 * PAGES_PER_BLOCK);
+	settle_at(x, 7 * PAGES_PER_BLOCK);
 	host_klog_reset();
-	mark_failure(x);
+	hfx_mark_failure(x);
 	hdev_self_reset(&x->dev);
-	ticks(x, 1);
+	hfx_ticks(x, 1);
 	assert_int_equal(host_klog_count(), 2);
-	log_has("device dropped DRIVER_OK on its own (status 0x0)");
-	log_has("device reset, 3584 pages back to the allocator; starting it again");
-	settle_at(x, 7 * PPB);
-	assert_app_kept_running(x);
+	hfx_log_has("device dropped DRIVER_OK on its own (status 0x0)");
+	hfx_log_has("device reset, 3584 pages back to the allocator; starting it again");
+	settle_at(x, 7 * PAGES_PER_BLOCK);
+	hfx_assert_app_kept_running(x);
 	hdev_set_target(&x->dev, 0);
 	settle_at(x, 0);
 	assert_all_back(x);
-	destroy(x);
+	hfx_destroy(x);
 }
 
 /* Surprise removal: everything reads all ones. Nothing can be confirmed, so
@@ -685,15 +598,15 @@ static void test_device_gone(void **state)
 	eight_in_flight_three_acked(x);
 	uint64_t owned = balloon_owned(&x->b);
 	x->dev.gone = 1;
-	ticks(x, 1);
+	hfx_ticks(x, 1);
 	assert_int_equal(host_klog_count(), 2);
-	log_has("status reads 0xff: device removed or no longer decoding");
-	log_has("reset did not complete");
+	hfx_log_has("status reads 0xff: device removed or no longer decoding");
+	hfx_log_has("reset did not complete");
 	assert_quiet_and_left_alone(x, 2000);
 	assert_int_equal(x->mem.nballoon, owned);
 	assert_int_equal(x->mem.frames_given, 0);
-	assert_app_kept_running(x);
-	destroy(x);
+	hfx_assert_app_kept_running(x);
+	hfx_destroy(x);
 }
 
 /* The device writes garbage over the PFN arrays it was given (they are
@@ -704,42 +617,42 @@ static void test_device_scribbles_pfn_arrays(void **state)
 	(void)state;
 	struct hsys *x = make(25);
 	x->dev.scribble_pfns = 1;
-	hdev_set_target(&x->dev, 9 * PPB + 100);
-	settle_at(x, 9 * PPB + 100);
-	hdev_set_target(&x->dev, 2 * PPB);
-	settle_at(x, 2 * PPB);
+	hdev_set_target(&x->dev, 9 * PAGES_PER_BLOCK + 100);
+	settle_at(x, 9 * PAGES_PER_BLOCK + 100);
+	hdev_set_target(&x->dev, 2 * PAGES_PER_BLOCK);
+	settle_at(x, 2 * PAGES_PER_BLOCK);
 	hdev_set_target(&x->dev, 0);
 	settle_at(x, 0);
 	assert_false(host_klog_contains("virtq"));
 	assert_all_back(x);
-	destroy(x);
+	hfx_destroy(x);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_baseline_round_trip, teardown),
-		cmocka_unit_test_teardown(test_used_idx_jumps_ahead, teardown),
-		cmocka_unit_test_teardown(test_used_idx_goes_backwards, teardown),
-		cmocka_unit_test_teardown(test_used_id_already_completed, teardown),
-		cmocka_unit_test_teardown(test_used_len_larger_than_buffer, teardown),
-		cmocka_unit_test_teardown(test_used_id_out_of_range_reset_stuck, teardown),
-		cmocka_unit_test_teardown(test_stats_queue_broken_balloon_goes_on, teardown),
-		cmocka_unit_test_teardown(test_target_above_total_memory, teardown),
-		cmocka_unit_test_teardown(test_target_flipping_wildly, teardown),
-		cmocka_unit_test_teardown(test_config_generation_never_settles, teardown),
-		cmocka_unit_test_teardown(test_features_ok_refused, teardown),
-		cmocka_unit_test_teardown(test_inflate_queue_size_zero, teardown),
-		cmocka_unit_test_teardown(test_stats_queue_size_zero, teardown),
-		cmocka_unit_test_teardown(test_queue_size_not_power_of_two, teardown),
-		cmocka_unit_test_teardown(test_queue_size_one, teardown),
-		cmocka_unit_test_teardown(test_queue_sizes_small_and_huge, teardown),
-		cmocka_unit_test_teardown(test_needs_reset_recovered, teardown),
-		cmocka_unit_test_teardown(test_needs_reset_storm_bounded, teardown),
-		cmocka_unit_test_teardown(test_needs_reset_but_reset_never_completes, teardown),
-		cmocka_unit_test_teardown(test_device_resets_itself, teardown),
-		cmocka_unit_test_teardown(test_device_gone, teardown),
-		cmocka_unit_test_teardown(test_device_scribbles_pfn_arrays, teardown),
+		cmocka_unit_test_teardown(test_baseline_round_trip, hfx_teardown),
+		cmocka_unit_test_teardown(test_used_idx_jumps_ahead, hfx_teardown),
+		cmocka_unit_test_teardown(test_used_idx_goes_backwards, hfx_teardown),
+		cmocka_unit_test_teardown(test_used_id_already_completed, hfx_teardown),
+		cmocka_unit_test_teardown(test_used_len_larger_than_buffer, hfx_teardown),
+		cmocka_unit_test_teardown(test_used_id_out_of_range_reset_stuck, hfx_teardown),
+		cmocka_unit_test_teardown(test_stats_queue_broken_balloon_goes_on, hfx_teardown),
+		cmocka_unit_test_teardown(test_target_above_total_memory, hfx_teardown),
+		cmocka_unit_test_teardown(test_target_flipping_wildly, hfx_teardown),
+		cmocka_unit_test_teardown(test_config_generation_never_settles, hfx_teardown),
+		cmocka_unit_test_teardown(test_features_ok_refused, hfx_teardown),
+		cmocka_unit_test_teardown(test_inflate_queue_size_zero, hfx_teardown),
+		cmocka_unit_test_teardown(test_stats_queue_size_zero, hfx_teardown),
+		cmocka_unit_test_teardown(test_queue_size_not_power_of_two, hfx_teardown),
+		cmocka_unit_test_teardown(test_queue_size_one, hfx_teardown),
+		cmocka_unit_test_teardown(test_queue_sizes_small_and_huge, hfx_teardown),
+		cmocka_unit_test_teardown(test_needs_reset_recovered, hfx_teardown),
+		cmocka_unit_test_teardown(test_needs_reset_storm_bounded, hfx_teardown),
+		cmocka_unit_test_teardown(test_needs_reset_but_reset_never_completes, hfx_teardown),
+		cmocka_unit_test_teardown(test_device_resets_itself, hfx_teardown),
+		cmocka_unit_test_teardown(test_device_gone, hfx_teardown),
+		cmocka_unit_test_teardown(test_device_scribbles_pfn_arrays, hfx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

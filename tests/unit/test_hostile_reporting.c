@@ -26,57 +26,16 @@
 #include "drivers/balloon/internal.h"   /* white-box: the tests read the core's books */
 #include "fake_hostile_sys.h"
 #include "host_support.h"
+#include "hostile_fixture.h"
 #include "kclock.h"
-
-#define PPB       PAGES_PER_BLOCK
-#define BASE_PFN  256u
-#define NPAGES    (40u * PPB)
-#define MIN_FREE  (2u * PPB)
-
-static uint64_t app_allocs_at_failure;
 
 /* ------------------------------------------------------------ harness */
 
-static void check_all(struct hsys *x)
-{
-	char why[300];
-	if (hsys_check(x, why, sizeof why) != 0)
-		fail_msg("%s", why);
-}
-
-static void ticks(struct hsys *x, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++) {
-		hsys_tick(x);
-		check_all(x);
-	}
-}
-
-static void wait_ms(struct hsys *x, unsigned ms)
-{
-	for (unsigned t = 0; t < ms; t += 10) {
-		host_clock_advance(9 * NS_PER_MS);
-		ticks(x, 1);
-	}
-}
-
-static void log_has(const char *needle)
-{
-	if (!host_klog_contains(needle))
-		fail_msg("no log line contains '%s' (last: '%s')", needle, host_klog_last());
-}
-
 /* A QEMU balloon with deflate-on-oom=on,free-page-reporting=on: queues
  * inflate, deflate, stats, reporting (32). */
-/* The guest of the running test, freed by teardown even when it fails. */
-static struct hsys *current;
-
 static struct hsys *make(uint64_t seed, int reporting, int oom, unsigned report_delay_ms)
 {
-	struct hsys *x = calloc(1, sizeof *x);
-	assert_non_null(x);
-	current = x;
-	assert_int_equal(hsys_init(x, BASE_PFN, NPAGES, MIN_FREE, seed), 0);
+	struct hsys *x = hfx_new(seed);
 	x->params.report_delay_ns = report_delay_ms * NS_PER_MS;
 	if (reporting) {
 		x->dev.pci.host_features |= 1ull << VIRTIO_BALLOON_F_REPORTING;
@@ -88,9 +47,8 @@ static struct hsys *make(uint64_t seed, int reporting, int oom, unsigned report_
 	/* 4 blocks' worth, packed like a real allocator packs movable memory,
 	 * so whole blocks stay free to report */
 	x->mem.pack = 1;
-	hmem_app_alloc(&x->mem, 2048);
-	host_clock_set(NS_PER_S);
-	host_klog_reset();
+	fake_mem_app_alloc(&x->mem, 2048);
+	hfx_start(x);
 	assert_int_equal(hsys_bring_up(x), 0);
 	assert_true(x->core_up);
 	assert_int_equal(x->has_report, reporting);
@@ -98,39 +56,15 @@ static struct hsys *make(uint64_t seed, int reporting, int oom, unsigned report_
 	return x;
 }
 
-static void destroy(struct hsys *x)
-{
-	hsys_destroy(x);
-	free(x);
-	current = NULL;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	if (current)
-		destroy(current);
-	return 0;
-}
-
-static void settle_at(struct hsys *x, uint64_t pages)
-{
-	for (unsigned i = 0; i < 3000; i++) {
-		ticks(x, 1);
-		if (balloon_state(&x->b) == BALLOON_AT_TARGET && balloon_actual(&x->b) == pages &&
-		    hdev_actual(&x->dev) == pages)
-			return;
-	}
-	fail_msg("not settled at %llu pages: actual %llu, state %s", (unsigned long long)pages,
-	         (unsigned long long)balloon_actual(&x->b), balloon_state_name(balloon_state(&x->b)));
-}
+/* Not the host's count: a device holding a report counts those frames too. */
+static void settle_at(struct hsys *x, uint64_t pages) { hfx_settle(x, pages, 0); }
 
 /* The device asks for a reset; the driver resets it and takes everything back. */
 static void reset_and_reclaim(struct hsys *x)
 {
 	hdev_raise_needs_reset(&x->dev);
-	ticks(x, 1);
-	log_has("device needs a reset");
+	hfx_ticks(x, 1);
+	hfx_log_has("device needs a reset");
 	assert_int_equal(x->recoveries, 1);
 	assert_int_equal(x->mem.nisolated, 0);
 }
@@ -140,26 +74,13 @@ static void reset_and_reclaim(struct hsys *x)
 static void assert_all_back(struct hsys *x)
 {
 	for (unsigned i = 0; i < 100 && x->b_inited && x->b.rep.in_flight && x->up; i++)
-		ticks(x, 1);                  /* a report just sent comes back first */
+		hfx_ticks(x, 1);                  /* a report just sent comes back first */
 	assert_int_equal(x->mem.nballoon, balloon_owned(&x->b));
 	assert_int_equal(x->mem.nisolated, 0);
-	assert_int_equal(hmem_app_check(&x->mem), 0);
 	if (x->mem.nballoon == 0)
 		assert_int_equal(x->mem.frames_given, x->mem.frames_taken);
-	uint64_t nfree = x->mem.nfree;
 	x->mem.oom = NULL;                 /* just what is free, no deflate */
-	assert_int_equal(hmem_app_alloc(&x->mem, nfree), nfree);
-	assert_int_equal(hmem_app_check(&x->mem), 0);
-	hmem_app_free(&x->mem, nfree);
-	assert_int_equal(x->mem.errors, 0);
-}
-
-static void mark_failure(struct hsys *x) { app_allocs_at_failure = x->mem.app_allocs; }
-static void assert_app_kept_running(struct hsys *x)
-{
-	ticks(x, 256);
-	assert_true(x->mem.app_allocs > app_allocs_at_failure + 100);
-	assert_int_equal(hmem_app_check(&x->mem), 0);
+	hfx_assert_app_uses_all_free(x);
 }
 
 /* ------------------------------------------------------------ reporting */
@@ -168,19 +89,19 @@ static void test_reporting_round_trip(void **state)
 {
 	(void)state;
 	struct hsys *x = make(31, 1, 0, 0);
-	ticks(x, 20);
+	hfx_ticks(x, 20);
 	assert_true(x->dev.reports_seen >= 1);
 	assert_true(x->mem.reported_blocks >= 16);          /* most of free memory */
 	assert_int_equal(x->mem.nisolated, 0);              /* acked: all back */
 	/* the balloon works alongside, and reported blocks are usable */
-	hdev_set_target(&x->dev, 12 * PPB);
-	settle_at(x, 12 * PPB);
+	hdev_set_target(&x->dev, 12 * PAGES_PER_BLOCK);
+	settle_at(x, 12 * PAGES_PER_BLOCK);
 	hdev_set_target(&x->dev, 0);
 	settle_at(x, 0);
 	assert_int_equal(host_klog_count() > 0, 1);         /* target lines only */
 	assert_false(host_klog_contains("virtq"));
 	assert_all_back(x);
-	destroy(x);
+	hfx_destroy(x);
 }
 
 /* The device completes a report with a length beyond what the element can
@@ -193,35 +114,35 @@ static void test_report_len_larger_than_buffer(void **state)
 	struct hsys *x = make(32, 1, 0, 1000);
 	int q = hdev_queue(&x->dev, HD_ROLE_REPORT);
 	assert_int_equal(q, 3);
-	hdev_set_target(&x->dev, 10 * PPB);
-	settle_at(x, 10 * PPB);                  /* before the first report is due */
+	hdev_set_target(&x->dev, 10 * PAGES_PER_BLOCK);
+	settle_at(x, 10 * PAGES_PER_BLOCK);                  /* before the first report is due */
 	hdev_set_mode(&x->dev, q, FAKE_HOLD);
-	wait_ms(x, 1500);
+	hfx_wait_ms(x, 1500);
 	struct fake_vq *f = &x->dev.vq[q];
 	assert_int_equal(f->nheld, 1);
 	uint64_t isolated = x->mem.nisolated;
-	assert_true(isolated >= 8 * PPB);
+	assert_true(isolated >= 8 * PAGES_PER_BLOCK);
 	host_klog_reset();
-	mark_failure(x);
+	hfx_mark_failure(x);
 	uint32_t writable = f->held[0].in_bytes;
 	hdev_push_raw(&x->dev, q, f->held[0].head, writable + 1);
-	ticks(x, 2);                             /* the queue's line, then the balloon's */
+	hfx_ticks(x, 2);                             /* the queue's line, then the balloon's */
 	assert_int_equal(host_klog_count(), 2);
 	char cause[160];
 	snprintf(cause, sizeof cause, "virtq balloon-report (queue 3): used len %u larger than the buffer (%u bytes)",
 	         writable + 1, writable);
-	log_has(cause);
-	log_has("balloon: free page reporting stopped: its queue broke");
+	hfx_log_has(cause);
+	hfx_log_has("balloon: free page reporting stopped: its queue broke");
 	assert_int_equal(x->mem.nisolated, isolated);
 	/* the balloon still follows the host */
-	hdev_set_target(&x->dev, 6 * PPB);
-	settle_at(x, 6 * PPB);
+	hdev_set_target(&x->dev, 6 * PAGES_PER_BLOCK);
+	settle_at(x, 6 * PAGES_PER_BLOCK);
 	assert_false(host_klog_contains("stopped: device queue broken"));
-	assert_app_kept_running(x);
+	hfx_assert_app_kept_running(x);
 	assert_int_equal(x->mem.nisolated, isolated);
 	reset_and_reclaim(x);
 	assert_all_back(x);
-	destroy(x);
+	hfx_destroy(x);
 }
 
 /* A device that never completes a report: one element stays out, nothing
@@ -231,27 +152,27 @@ static void test_report_never_acked(void **state)
 	(void)state;
 	struct hsys *x = make(33, 1, 0, 1000);
 	int q = hdev_queue(&x->dev, HD_ROLE_REPORT);
-	hdev_set_target(&x->dev, 10 * PPB);
-	settle_at(x, 10 * PPB);
+	hdev_set_target(&x->dev, 10 * PAGES_PER_BLOCK);
+	settle_at(x, 10 * PAGES_PER_BLOCK);
 	hdev_set_mode(&x->dev, q, FAKE_DROP);
-	wait_ms(x, 1500);
+	hfx_wait_ms(x, 1500);
 	uint64_t isolated = x->mem.nisolated;
 	assert_true(isolated > 0);
 	unsigned seen = x->dev.reports_seen;
-	mark_failure(x);
+	hfx_mark_failure(x);
 	host_klog_reset();
-	wait_ms(x, 8000);
+	hfx_wait_ms(x, 8000);
 	assert_int_equal(x->dev.reports_seen, seen);         /* one in flight at a time */
 	assert_int_equal(x->mem.nisolated, isolated);
-	log_has("host has not acked a free page report");
+	hfx_log_has("host has not acked a free page report");
 	if (host_klog_count() > 1)
 		fail_msg("%u lines, the last: '%s'", host_klog_count(), host_klog_last());
-	hdev_set_target(&x->dev, 4 * PPB);
-	settle_at(x, 4 * PPB);
-	assert_app_kept_running(x);
+	hdev_set_target(&x->dev, 4 * PAGES_PER_BLOCK);
+	settle_at(x, 4 * PAGES_PER_BLOCK);
+	hfx_assert_app_kept_running(x);
 	reset_and_reclaim(x);
 	assert_all_back(x);
-	destroy(x);
+	hfx_destroy(x);
 }
 
 /* An allocator bug: report_isolate slips a block that is the balloon's into
@@ -261,19 +182,21 @@ static void test_report_isolate_bad_block_gives_the_rest_back(void **state)
 {
 	(void)state;
 	struct hsys *x = make(34, 1, 0, 1000);
-	hdev_set_target(&x->dev, 8 * PPB);
-	settle_at(x, 8 * PPB);
+	hdev_set_target(&x->dev, 8 * PAGES_PER_BLOCK);
+	settle_at(x, 8 * PAGES_PER_BLOCK);
 	host_klog_reset();
 	/* the first round: a free block, then one of the balloon's, then more
 	 * free blocks (sorted, the balloon's low block comes first) */
-	x->mem.bad_isolate = 1;
-	wait_ms(x, 1500);                            /* hsys_check: isolated == in flight */
-	log_has("allocator isolated a bad block for reporting");
-	log_has("free page reporting off");
+	x->mem.bad_isolate_pfn = fake_mem_balloon_block(&x->mem);
+	assert_true(x->mem.bad_isolate_pfn != 0);
+	x->mem.bad_isolate_at = 1;
+	hfx_wait_ms(x, 1500);                            /* hsys_check: isolated == in flight */
+	hfx_log_has("allocator isolated a bad block for reporting");
+	hfx_log_has("free page reporting off");
 	assert_int_equal(x->mem.nisolated, 0);
 	assert_int_equal(x->mem.nballoon, balloon_owned(&x->b));
 	assert_all_back(x);
-	destroy(x);
+	hfx_destroy(x);
 }
 
 /* ------------------------------------------------------------ deflate on OOM */
@@ -286,25 +209,25 @@ static void test_deflate_on_oom_round_trip(void **state)
 	(void)state;
 	struct hsys *x = make(35, 0, 1, 0);
 	x->app_paused = 1;
-	hdev_set_target(&x->dev, 30 * PPB);
-	settle_at(x, 30 * PPB);
+	hdev_set_target(&x->dev, 30 * PAGES_PER_BLOCK);
+	settle_at(x, 30 * PAGES_PER_BLOCK);
 	uint64_t free = x->mem.nfree, failures = x->mem.app_alloc_failures;
-	assert_int_equal(hmem_app_alloc(&x->mem, free + 1000), free + 1000);
+	assert_int_equal(fake_mem_app_alloc(&x->mem, free + 1000), free + 1000);
 	assert_int_equal(x->mem.app_alloc_failures, failures);      /* the OOM path helped in time */
 	assert_true(x->mem.oom_pages >= 1000);
 	uint64_t held = balloon_owned(&x->b);
-	assert_true(held <= 30 * PPB - 1000);
-	check_all(x);
-	wait_ms(x, 3000);
+	assert_true(held <= 30 * PAGES_PER_BLOCK - 1000);
+	hfx_check(x);
+	hfx_wait_ms(x, 3000);
 	assert_int_equal(balloon_owned(&x->b), held);              /* holds */
-	log_has("balloon: deflated on OOM");
-	hmem_app_free(&x->mem, free + 1000);
-	hdev_set_target(&x->dev, 20 * PPB);                        /* the host moves: capped no more */
-	settle_at(x, 20 * PPB);
+	hfx_log_has("balloon: deflated on OOM");
+	fake_mem_app_free(&x->mem, free + 1000);
+	hdev_set_target(&x->dev, 20 * PAGES_PER_BLOCK);                        /* the host moves: capped no more */
+	settle_at(x, 20 * PAGES_PER_BLOCK);
 	hdev_set_target(&x->dev, 0);
 	settle_at(x, 0);
 	assert_all_back(x);
-	destroy(x);
+	hfx_destroy(x);
 }
 
 /* The host stops acking deflates: the OOM path waits its bounded time and
@@ -316,34 +239,34 @@ static void test_deflate_on_oom_host_stops_acking(void **state)
 	(void)state;
 	struct hsys *x = make(36, 0, 1, 0);
 	x->app_paused = 1;
-	hdev_set_target(&x->dev, 30 * PPB);
-	settle_at(x, 30 * PPB);
+	hdev_set_target(&x->dev, 30 * PAGES_PER_BLOCK);
+	settle_at(x, 30 * PAGES_PER_BLOCK);
 	hdev_set_mode(&x->dev, HD_DEFLATE, FAKE_DROP);
 	host_klog_reset();
 	uint64_t free = x->mem.nfree, given = x->mem.frames_given, t0 = clock_ns();
-	assert_int_equal(hmem_app_alloc(&x->mem, free + 1000), free);    /* what was free, no more */
+	assert_int_equal(fake_mem_app_alloc(&x->mem, free + 1000), free);    /* what was free, no more */
 	uint64_t waited = clock_ns() - t0;
 	assert_true(waited >= 150 * NS_PER_MS && waited <= 400 * NS_PER_MS);
 	assert_int_equal(x->mem.frames_given, given);                    /* nothing before the ack */
-	check_all(x);
+	hfx_check(x);
 	assert_int_equal(host_klog_count(), 0);                          /* not from inside the OOM path */
-	ticks(x, 2);
-	log_has("host did not ack a deflate on OOM within 200 ms");
+	hfx_ticks(x, 2);
+	hfx_log_has("host did not ack a deflate on OOM within 200 ms");
 	/* a second OOM does not wait again while those acks are out */
 	t0 = clock_ns();
-	assert_int_equal(hmem_app_alloc(&x->mem, 10), 0);
+	assert_int_equal(fake_mem_app_alloc(&x->mem, 10), 0);
 	assert_true(clock_ns() - t0 < 10 * NS_PER_MS);
 	/* the host comes back */
 	hdev_set_mode(&x->dev, HD_DEFLATE, FAKE_ACK);
 	hdev_complete(&x->dev, HD_DEFLATE, 64);
-	ticks(x, 5);
+	hfx_ticks(x, 5);
 	assert_true(x->mem.frames_given > given);
 	assert_true(x->mem.nfree > 0);
-	hmem_app_free(&x->mem, free);
+	fake_mem_app_free(&x->mem, free);
 	hdev_set_target(&x->dev, 0);
 	settle_at(x, 0);
 	assert_all_back(x);
-	destroy(x);
+	hfx_destroy(x);
 }
 
 /* While the OOM path waits, the device answers with garbage on the deflate
@@ -356,8 +279,8 @@ static void test_deflate_on_oom_hostile_ack_logged_after(void **state)
 	(void)state;
 	struct hsys *x = make(37, 0, 1, 0);
 	x->app_paused = 1;
-	hdev_set_target(&x->dev, 30 * PPB);
-	settle_at(x, 30 * PPB);
+	hdev_set_target(&x->dev, 30 * PAGES_PER_BLOCK);
+	settle_at(x, 30 * PAGES_PER_BLOCK);
 	/* the deflate elements are popped and held; the relax hook would serve
 	 * the queue: an index far ahead is what it publishes */
 	hdev_set_mode(&x->dev, HD_DEFLATE, FAKE_HOLD);
@@ -366,28 +289,28 @@ static void test_deflate_on_oom_hostile_ack_logged_after(void **state)
 	hdev_set_used_idx(&x->dev, HD_DEFLATE, 1000);
 	host_klog_reset();
 	uint64_t free = x->mem.nfree, given = x->mem.frames_given;
-	assert_int_equal(hmem_app_alloc(&x->mem, free + 1000), free);
+	assert_int_equal(fake_mem_app_alloc(&x->mem, free + 1000), free);
 	assert_int_equal(x->mem.frames_given, given);
 	unsigned in_oom = host_klog_count();
 	char line[256];
 	snprintf(line, sizeof line, "%s", host_klog_last());
 	if (in_oom)                                   /* balloon.h: the OOM path never logs */
 		fail_msg("%u lines logged inside the OOM path, the last: '%s'", in_oom, line);
-	ticks(x, 1);
-	log_has("used idx moved by 1000");
-	destroy(x);
+	hfx_ticks(x, 1);
+	hfx_log_has("used idx moved by 1000");
+	hfx_destroy(x);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_reporting_round_trip, teardown),
-		cmocka_unit_test_teardown(test_report_len_larger_than_buffer, teardown),
-		cmocka_unit_test_teardown(test_report_never_acked, teardown),
-		cmocka_unit_test_teardown(test_report_isolate_bad_block_gives_the_rest_back, teardown),
-		cmocka_unit_test_teardown(test_deflate_on_oom_round_trip, teardown),
-		cmocka_unit_test_teardown(test_deflate_on_oom_host_stops_acking, teardown),
-		cmocka_unit_test_teardown(test_deflate_on_oom_hostile_ack_logged_after, teardown),
+		cmocka_unit_test_teardown(test_reporting_round_trip, hfx_teardown),
+		cmocka_unit_test_teardown(test_report_len_larger_than_buffer, hfx_teardown),
+		cmocka_unit_test_teardown(test_report_never_acked, hfx_teardown),
+		cmocka_unit_test_teardown(test_report_isolate_bad_block_gives_the_rest_back, hfx_teardown),
+		cmocka_unit_test_teardown(test_deflate_on_oom_round_trip, hfx_teardown),
+		cmocka_unit_test_teardown(test_deflate_on_oom_host_stops_acking, hfx_teardown),
+		cmocka_unit_test_teardown(test_deflate_on_oom_hostile_ack_logged_after, hfx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 #include "mm/frame_internal.h"
 #include "mm/metrics.h"
 #include "host_support.h"
+#include "rng.h"
 #include "test_mm_sim.h"
 
 #define VA 0xffffc00000000000ull
@@ -26,14 +27,8 @@ struct frag {
 	uint64_t *pa;            /* physical address before compaction */
 };
 
-static uint64_t rng = 0x243f6a8885a308d3ull;
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
+static struct rng rng = RNG_INIT(0x243f6a8885a308d3ull);
+static uint64_t rnd(void) { return rng_next(&rng); }
 
 static uint64_t pattern(uint64_t va, unsigned word)
 {

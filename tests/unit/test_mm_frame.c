@@ -14,6 +14,7 @@
 #include "mm/frame_internal.h"
 #include "mm/metrics.h"
 #include "host_support.h"
+#include "rng.h"
 #include "test_mm_sim.h"
 
 #define MIB_PAGES 256ull
@@ -138,14 +139,8 @@ static void test_every_frame_once(void **state)
 
 struct live { uint64_t pfn; unsigned order; int movable; };
 
-static uint64_t rng_state = 88172645463325252ull;
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
+static struct rng rng = RNG_INIT(RNG_DEFAULT_SEED);
+static uint64_t rnd(void) { return rng_next(&rng); }
 
 /* Long random sequences of alloc/free of every size and both kinds, checked
  * against a shadow map: no frame handed out twice, never a hole, runs
