@@ -409,6 +409,21 @@ static int has_work(const struct app *a, uint64_t now)
 	return a->cache.bytes > goal || (a->cache.bytes < goal && now >= a->cache_resume_ns);
 }
 
+uint64_t app_next_deadline(const struct app *a, uint64_t now)
+{
+	uint64_t t = UINT64_MAX;
+	if (a->prog_kind != APP_PROG_NONE) {
+		const struct app_step *st = a->pc < a->prog.n ? &a->prog.step[a->pc] : NULL;
+		if (a->pause_until && now < a->pause_until)
+			t = a->pause_until;
+		else if (st && st->op == APP_OP_HOLD && a->step_active)
+			t = a->step_t0 + st->arg;
+	}
+	if (a->cache.bytes < cache_goal(a) && now < a->cache_resume_ns)
+		t = min_u64(t, a->cache_resume_ns);
+	return t;
+}
+
 int app_poll(struct app *a, uint64_t now, uint64_t budget)
 {
 	uint64_t left = budget < PAGE_SIZE ? PAGE_SIZE : budget & ~(PAGE_SIZE - 1);

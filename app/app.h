@@ -140,6 +140,10 @@ void app_set_cache_target(struct app *a, uint64_t bytes);
 /* Do up to `budget` bytes of work. 1 if more work is ready to run now, 0 if
  * idle or waiting (hold, a pause, the cache's regrow delay). */
 int app_poll(struct app *a, uint64_t now, uint64_t budget);
+/* When the engine has timed work with nothing to do before (a `hold:` step
+ * ending, the pause after an allocation failure, the cache growing again):
+ * that time, else UINT64_MAX. For a tickless caller: poll again then. */
+uint64_t app_next_deadline(const struct app *a, uint64_t now);
 
 /* Synchronous building blocks (self-tests; the poller uses them in bounded
  * pieces). They return bytes allocated / freed. */

@@ -19,6 +19,7 @@
 #include "kernel/lib/console.h"
 #include "kernel/lib/initcall.h"
 #include "kernel/lib/selftest.h"
+#include "kernel/lib/wake.h"
 #include "mm/shrinker.h"
 #include "klog.h"
 #include "mm/mm.h"
@@ -103,10 +104,21 @@ static int app_initcall(void)
 }
 INITCALL(INIT_APP, app_initcall);
 
+/* Busy: every WAKE_BUSY_NS, a bounded slice each time, and one round more
+ * after the last busy one (what it freed may be work for other pollers,
+ * such as free page reporting, that ran before it). Idle: at its next
+ * deadline only. */
 static void app_poller(uint64_t now_ns)
 {
-	if (app_ready && !selftest_mode)
-		app_poll(&the_app, now_ns, APP_POLL_BUDGET);
+	static int was_busy;
+	if (!app_ready || selftest_mode)
+		return;
+	int busy = app_poll(&the_app, now_ns, APP_POLL_BUDGET);
+	if (busy || was_busy)
+		wake_in(now_ns, WAKE_BUSY_NS);
+	else
+		wake_at(app_next_deadline(&the_app, now_ns));
+	was_busy = busy;
 }
 POLLER(app_poller);
 

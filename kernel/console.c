@@ -9,6 +9,8 @@
 #include "kernel/arch/serial.h"
 #include "kernel/lib/console.h"
 #include "kernel/lib/initcall.h"
+#include "kernel/lib/wake.h"
+#include "kernel/arch/irq.h"
 #include "klog.h"
 
 /* klog's sink: one line, stdout flushed first so lines never interleave. */
@@ -18,6 +20,28 @@ void klog_sink(const char *line)
 	serial_write(line, strlen(line));
 	serial_write("\n", 1);
 }
+
+/* Input on its interrupt (ISA IRQ 4 through the I/O APIC): the handler
+ * only says the UART raised it; the work loop wakes and the poller reads.
+ * Without the line the poller looks every POLL_FALLBACK_NS. */
+#define POLL_FALLBACK_NS (10 * NS_PER_MS)
+static int on_irq;
+
+static int serial_irq(struct trap_frame *tf) { return serial_irq_pending(); }
+
+static int console_irq_init(void)
+{
+	const char *why;
+	if (irq_request_line(SERIAL_ISA_IRQ, serial_irq, &why) < 0) {
+		klog("console: no serial interrupt (%s); polling input every %llu ms", why,
+		     (unsigned long long)(POLL_FALLBACK_NS / NS_PER_MS));
+		return 0;
+	}
+	serial_irq_enable(1);
+	on_irq = 1;
+	return 0;
+}
+INITCALL(INIT_DRIVER, console_irq_init);
 
 /* Line editing: printable characters, backspace, enter. */
 static void console_poll(uint64_t now_ns)
@@ -33,6 +57,9 @@ static void console_poll(uint64_t now_ns)
 			console_exec(line);
 			printf("> ");
 			fflush(stdout);
+			/* the command may have given other pollers work (they ran
+			 * before this one): one more round */
+			wake_in(now_ns, WAKE_BUSY_NS);
 		} else if ((c == 0x7f || c == 0x08) && len > 0) {
 			len--;
 			serial_write("\b \b", 3);
@@ -42,5 +69,7 @@ static void console_poll(uint64_t now_ns)
 			serial_write(&ch, 1);
 		}
 	}
+	if (!on_irq)
+		wake_in(now_ns, POLL_FALLBACK_NS);
 }
 POLLER(console_poll);

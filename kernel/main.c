@@ -22,6 +22,9 @@
 #include "kernel/arch/serial.h"
 #include "kernel/arch/time.h"
 #include "kernel/lib/selftest.h"
+#include "kernel/lib/wake.h"
+#include "kernel/lib/acpi.h"
+#include "kernel/arch/irq.h"
 #include "mm/kmem.h"
 #include "klog.h"
 
@@ -63,6 +66,13 @@ static void run_initcalls(void)
 			}
 }
 
+/*
+ * The work loop: run every poller, then sleep until the earliest deadline
+ * they asked for (kernel/lib/wake.h) or an interrupt. No periodic tick: with
+ * nothing due and every device on interrupts, the CPU stays in hlt.
+ * Without a working timer it never sleeps past a deadline: it spins with
+ * pause instead (and says so once, at boot).
+ */
 static void __attribute__((noreturn)) work_loop(void)
 {
 	printf("> ");
@@ -72,6 +82,22 @@ static void __attribute__((noreturn)) work_loop(void)
 		for (const struct poller *p = __start_pollers; p < __stop_pollers; p++)
 			p->fn(now);
 		fflush(stdout);
+		uint64_t due = wake_take();
+		irq_disable();
+		/* An interrupt while the pollers ran: its poller may not have seen
+		 * it yet, so go round again instead of sleeping through it. */
+		if (irq_take_seen() || due <= clock_ns()) {
+			irq_enable();
+			continue;
+		}
+		if (!lapic_timer_ok() && due != WAKE_NEVER) {
+			irq_enable();
+			while (clock_ns() < due && !irq_take_seen())
+				cpu_relax();
+			continue;
+		}
+		lapic_timer_arm(due == WAKE_NEVER ? 0 : due - clock_ns());
+		wake_count_sleep();
 		/* sti;hlt is atomic: an interrupt between them still wakes the hlt. */
 		__asm__ __volatile__("sti; hlt" ::: "memory");
 	}
@@ -113,9 +139,28 @@ void kmain(const struct boot_info *bi_loader)
 	work_loop();
 }
 
-/* After mm (INIT_MM): the LAPIC's registers need an uncached mapping. */
-static int timer_initcall(void)
+/* After mm (INIT_MM): the local APIC's and the I/O APIC's registers need
+ * uncached mappings, which arch/ leaves to us. The timer first (the work
+ * loop sleeps on it), then the interrupt lines devices route through the
+ * I/O APIC (INTx, the serial port). Either may be missing: the loop then
+ * polls, and drivers fall back to polling with one line each. */
+static int platform_initcall(void)
 {
-	return lapic_timer_init(mmio_map(lapic_enable(), 4096), 1000);
+	int rc = lapic_timer_init(mmio_map(lapic_enable(), 4096));
+	const struct boot_info *bi = boot_info_get();
+	const uint8_t *t;
+	uint32_t len;
+	const char *why;
+	struct acpi_madt madt;
+	if (acpi_find_table(bi->acpi_rsdp, "APIC", boot_map_acpi, NULL, &t, &len, &why) != ACPI_FOUND ||
+	    acpi_parse_madt(t, len, &madt, &why) != 0 ||
+	    irq_lines_init(&madt, mmio_map(madt.ioapic[0].pa, 4096), &why) != 0) {
+		klog("irq: no interrupt lines (%s): devices without MSI-X are polled", why);
+		return -1;
+	}
+	klog("irq: I/O APIC %u at %#llx, GSI %u+, %u ISA overrides",
+	     madt.ioapic[0].id, (unsigned long long)madt.ioapic[0].pa, madt.ioapic[0].gsi_base,
+	     madt.n_override);
+	return rc;
 }
-INITCALL(INIT_ARCH, timer_initcall);
+INITCALL(INIT_ARCH, platform_initcall);

@@ -137,6 +137,11 @@ struct frame_alloc {
 	uint64_t oom_calls;         /* times the notifiers were asked */
 
 	struct { fa_oom_fn fn; void *ctx; } oom[FA_MAX_NOTIFIERS];
+	/* Called (thread context, maybe with interrupts off) each time a block
+	 * in use becomes wholly free and resident: what free page reporting
+	 * waits for. Must only take note, never allocate or free. */
+	void (*on_free_block)(void *ctx);
+	void *on_free_block_ctx;
 	unsigned noom;
 	int in_oom;
 };

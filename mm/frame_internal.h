@@ -88,6 +88,8 @@ static inline void fa_block_make_free(struct frame_alloc *fa, uint32_t b, int re
 	if (resident) {
 		blk->flags |= BF_RESIDENT;
 		fa_list_add(fa, FA_L_FREE_RES, b);
+		if (fa->on_free_block)
+			fa->on_free_block(fa->on_free_block_ctx);
 	} else {
 		blk->flags &= (uint8_t)~BF_RESIDENT;
 		fa_list_add(fa, FA_L_FREE_NONRES, b);

@@ -78,6 +78,15 @@ uint64_t mm_report_pending(void)
 	return mmk.ready ? mmk.fa.lists[FA_L_FREE_RES].count : 0;
 }
 
+static void (*free_block_fn)(void);
+static void call_free_block_fn(void *ctx) { free_block_fn(); }
+
+void mm_on_free_block(void (*fn)(void))
+{
+	free_block_fn = fn;
+	mmk.fa.on_free_block = fn ? call_free_block_fn : NULL;
+}
+
 unsigned mm_report_isolate(uint64_t *pfns, unsigned max)
 {
 	return mmk.ready ? (unsigned)fa_report_isolate(&mmk.fa, max, pfns) : 0;

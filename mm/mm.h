@@ -79,6 +79,10 @@ uint64_t mm_total_pages(void);
  * to `max` of them out of circulation; put them back (reported = 1: the host
  * was told, so they come back not resident with undefined contents). */
 uint64_t mm_report_pending(void);
+/* Have fn() called whenever a block in use becomes wholly free and resident
+ * (one subscriber; NULL removes it). It runs inside the allocator, maybe with
+ * interrupts off: it may only take note (wake a poller), never allocate. */
+void mm_on_free_block(void (*fn)(void));
 unsigned mm_report_isolate(uint64_t *pfns, unsigned max);
 void mm_report_done(const uint64_t *pfns, unsigned n, int reported);
 

@@ -272,6 +272,45 @@ void balloon_get_status(const struct balloon *b, struct balloon_status *st)
 	};
 }
 
+/* ---- when to poll again (see balloon.h) */
+
+uint64_t balloon_next_poll(const struct balloon *b, uint64_t now)
+{
+	uint64_t soon = now + BALLOON_BUSY_NS, t = UINT64_MAX;
+	if (b->broken)
+		return t;
+	if (b->cfg_fail_since_ns || b->params_changed || b->oom_deflates != b->oom_logged ||
+	    b->oom_timeouts != b->oom_timeouts_logged)
+		return soon;
+	uint64_t cur = b->settled + b->inflating;
+	if (!b->stalled) {
+		if (cur < b->target)
+			t = b->short_of_memory ? b->retry_at_ns : soon;
+		else if (cur > b->target && b->settled)
+			return soon;
+	}
+	/* elements in flight: the acks come by interrupt, a stall by timeout */
+	for (unsigned i = 0; i < BALLOON_SLOTS && !b->stalled; i++)
+		if (elem_busy(&b->elems[i]))
+			t = min_u64(t, b->elems[i].submitted_ns + b->s.params.ack_timeout_ns + 1);
+	const struct balloon_report *r = &b->rep;
+	if (b->s.report_vq) {
+		if (r->in_flight && !r->stall_logged)
+			t = min_u64(t, r->submitted_ns + b->s.params.ack_timeout_ns + 1);
+		else if (!r->in_flight && r->state == REPORT_ARMED)
+			t = min_u64(t, r->due_ns);
+		else if (!r->in_flight && r->state == REPORT_BUSY)
+			return soon;
+	}
+	/* a status line waiting for the log limiter */
+	uint64_t actual = balloon_actual(b);
+	if (!b->inflating && !b->deflating &&
+	    ((actual == b->target && !b->done_reported) ||
+	     (b->short_of_memory && !b->short_reported && actual < b->target)))
+		t = min_u64(t, b->lim_status.last_ns + LOG_INTERVAL_NS);
+	return t < now ? now : t;
+}
+
 /* ---- poll */
 static void poll_body(struct balloon *b, uint64_t now)
 {

@@ -311,8 +311,18 @@ void balloon_free(struct balloon *b);
 int balloon_init(struct balloon *b, const struct balloon_setup *s);
 
 /* Do one bounded step: reap acks, write actual, read the target, submit
- * more work. Call every ~1 ms and on device interrupts. */
+ * more work. Call on every device interrupt (configuration change, used
+ * buffers) and at the time balloon_next_poll() gives. */
 void balloon_poll(struct balloon *b, uint64_t now_ns);
+
+/* When the core must be polled again without an interrupt (clock_ns time),
+ * or UINT64_MAX if only the device can give it work: now + BALLOON_BUSY_NS
+ * while it has work to submit (inflate, deflate, a report round, the OOM
+ * path's lines), otherwise its earliest timer (retry after a shortfall,
+ * report delay, ack timeouts, a deferred status line). A driver without
+ * interrupts polls every BALLOON_BUSY_NS instead. */
+uint64_t balloon_next_poll(const struct balloon *b, uint64_t now_ns);
+#define BALLOON_BUSY_NS (1000000ull)   /* 1 ms: the pace of the old tick */
 
 /* Change the policy knobs at run time (min_free, max, initial, rate,
  * report delay, OOM sizes; timeouts and batch too). Absurd values are

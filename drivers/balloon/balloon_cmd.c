@@ -12,6 +12,7 @@
 #include "kclock.h"
 #include "kernel/lib/cmdline.h"
 #include "kernel/lib/console.h"
+#include "kernel/arch/irq.h"
 #include "klog.h"
 #include "units.h"
 
@@ -123,10 +124,18 @@ static int cmd_balloon(int argc, char **argv)
 		printf(", %llu pages held for good (reset not confirmed)",
 		       (unsigned long long)d->held_for_good);
 	printf("\n");
-	if (d->msix_on)
+	if (d->irq_mode == VB_IRQ_MSIX)
 		printf("interrupts: MSI-X, %llu configuration changes, %llu queue interrupts\n",
 		       (unsigned long long)d->irq_config, (unsigned long long)d->irq_queue);
-	else
+	else if (d->irq_mode == VB_IRQ_INTX) {
+		struct irq_line_info li = { 0 };
+		irq_line_info(d->intx_line, &li);
+		printf("interrupts: INTx line %u (GSI %u, %s, active %s, vector %d), %llu on the line, "
+		       "%llu configuration changes, %llu queue interrupts\n", d->intx_line, li.gsi,
+		       li.level ? "level" : "edge", li.active_low ? "low" : "high", li.vector,
+		       (unsigned long long)li.count, (unsigned long long)d->irq_config,
+		       (unsigned long long)d->irq_queue);
+	} else
 		printf("interrupts: none, polled every millisecond\n");
 	if (!d->core_up) {
 		printf("balloon: %s\n", !balloon_kernel_max_pfn() ? "idle (memory manager not running)" : "not running");

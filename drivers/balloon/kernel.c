@@ -17,6 +17,7 @@
 #include "drivers/balloon/virtio_balloon.h"
 #include "mm/mm.h"
 #include "mm/shrinker.h"
+#include "kernel/lib/wake.h"
 
 static unsigned op_take_blocks(void *ctx, uint64_t *pfns, unsigned max)
 {
@@ -77,3 +78,10 @@ static uint64_t on_oom(void *ctx, unsigned order, enum block_kind kind)
 }
 
 int balloon_kernel_register_oom(void) { return mm_add_oom_notifier(on_oom, NULL) == MM_OK ? 0 : -1; }
+
+/* A block became free: free page reporting may have work, so the balloon's
+ * poller runs in the next round instead of at the next interrupt (Linux's
+ * page_reporting_notify_free does the same). */
+static void on_free_block(void) { wake_at(0); }
+
+void balloon_kernel_watch_free_blocks(void) { mm_on_free_block(on_free_block); }

@@ -17,6 +17,8 @@ extern const struct balloon_reclaim_ops balloon_kernel_reclaim_ops;
 uint64_t balloon_kernel_max_pfn(void);
 /* Register the allocator's OOM notifier for the device's core (once). */
 int balloon_kernel_register_oom(void);
+/* Poll the balloon soon after a block becomes free (free page reporting). */
+void balloon_kernel_watch_free_blocks(void);
 
 /* The balloon.* knobs as core params (balloon_cmd.c). */
 void balloon_knobs_to_params(struct balloon_params *p);

@@ -11,6 +11,8 @@
 #include "drivers/pci/msix.h"
 #include "kernel/arch/arch.h"
 #include "kernel/lib/initcall.h"
+#include "kernel/lib/wake.h"
+#include "kernel/arch/irq.h"
 #include "mm/kmem.h"
 #include "kernel/arch/time.h"
 #include "klog.h"
@@ -47,52 +49,105 @@ static const struct balloon_transport_ops transport_ops = {
 
 /* ---- interrupts
  *
- * MSI-X entry 0 signals a configuration change (a new target), entry 1 the
- * queues. The handlers only count and acknowledge: the work loop wakes from
- * hlt on any interrupt and runs the balloon's poller at once, so the driver
- * reacts within microseconds instead of at the next 1 ms tick. Without MSI-X
- * (no capability, no vectors, a device that refuses them) the poller alone
- * still sees everything, once per tick. */
+ * MSI-X where the device has it: entry 0 signals a configuration change (a
+ * new target), entry 1 the queues. Otherwise legacy INTx: the line firmware
+ * assigned (the PCI interrupt-line register, which OVMF fills from its PIRQ
+ * routing on the q35 and pc machines; QEMU's MADT says how those ISA lines
+ * are signalled), routed through the I/O APIC; reading the ISR byte tells
+ * queue (bit 0) from configuration change (bit 1) and lowers the line. The
+ * handlers only count: the work loop wakes on any interrupt and runs the
+ * balloon's poller at once. With neither, the poller runs every
+ * BALLOON_BUSY_NS and says so once. */
 static struct pci_msix msix;
 static int on_config_irq(struct trap_frame *tf) { vb.irq_config++; lapic_eoi(); return 1; }
 static int on_queue_irq(struct trap_frame *tf) { vb.irq_queue++; lapic_eoi(); return 1; }
 
-/* After FEATURES_OK, before the queues: vp_setup_queue uses vp.queue_vector.
- * Called again after every reset (the device forgets its vectors then); the
- * CPU vectors and the table mapping are made once and reused, and the "no
- * MSI-X" line is printed once. */
-static void setup_interrupts(struct virtio_balloon_dev *d)
+/* Shared line: 0 if our device did not raise it. The EOI is the line's. */
+static int on_intx(struct trap_frame *tf)
+{
+	uint8_t isr = (uint8_t)vb.vp.io->read(&vb.vp, VP_ISR, 0, 1);
+	if (isr & VIRTIO_PCI_ISR_QUEUE)
+		vb.irq_queue++;
+	if (isr & VIRTIO_PCI_ISR_CONFIG)
+		vb.irq_config++;
+	return isr != 0;
+}
+
+static int setup_msix(struct virtio_balloon_dev *d, const char **why)
 {
 	static int vec_config = -1, vec_queue = -1;
-	static int table_tried, table_mapped, logged;
-	const char *why = NULL;
+	static int table_tried, table_mapped;
 	if (vec_config < 0)
 		vec_config = irq_alloc_vector(on_config_irq);
 	if (vec_queue < 0)
 		vec_queue = irq_alloc_vector(on_queue_irq);
-	d->msix_on = 0;
 	if (vec_config >= 0 && vec_queue >= 0 && !table_tried++)
-		table_mapped = pci_msix_init(&msix, d->pd, &why) == 0;   /* maps the table: once */
+		table_mapped = pci_msix_init(&msix, d->pd, why) == 0;   /* maps the table: once */
 	if (vec_config < 0 || vec_queue < 0)
-		why = "no free interrupt vectors";
+		*why = "no free interrupt vectors";
 	else if (!table_mapped)
 		;   /* pci_msix_init said why (the first time) */
 	else if (msix.entries < 2)
-		why = "fewer than 2 MSI-X entries";
+		*why = "fewer than 2 MSI-X entries";
 	else {
 		pci_msix_route(&msix, 0, lapic_id(), (uint8_t)vec_config);
 		pci_msix_route(&msix, 1, lapic_id(), (uint8_t)vec_queue);
 		pci_msix_enable(&msix, 1);
 		if (vp_set_config_vector(&d->vp, 0) == 0) {
 			d->vp.queue_vector = 1;
-			d->msix_on = 1;
-			return;
+			return 0;
 		}
 		pci_msix_enable(&msix, 0);
-		why = "the device refused the configuration vector";
+		*why = "the device refused the configuration vector";
 	}
-	if (!logged++)
-		klog("virtio-balloon: no MSI-X (%s); polling every millisecond", why);
+	return -1;
+}
+
+/* Route the function's INTx line once; it stays routed across resets. */
+static int setup_intx(struct virtio_balloon_dev *d, const char **why)
+{
+	static int routed = -1;   /* -1 not tried, 0 failed, 1 routed */
+	static const char *fail_why;
+	if (routed < 0) {
+		uint8_t pin = (uint8_t)pci_read(d->pd, PCI_INTERRUPT_PIN, 1);
+		d->intx_line = (uint8_t)pci_read(d->pd, PCI_INTERRUPT_LINE, 1);
+		routed = 0;
+		if (!pin)
+			fail_why = "the function has no INTx pin";
+		else if (d->intx_line == 0 || d->intx_line == 0xff)
+			fail_why = "firmware assigned no interrupt line";
+		else if (irq_request_line(d->intx_line, on_intx, &fail_why) >= 0) {
+			pci_command(d->pd, 0, PCI_COMMAND_INTX_OFF);
+			routed = 1;
+		}
+	}
+	*why = fail_why;
+	return routed ? 0 : -1;
+}
+
+/* After FEATURES_OK, before the queues: vp_setup_queue uses vp.queue_vector.
+ * Called again after every reset (the device forgets its MSI-X vectors then);
+ * vectors, the table mapping and the INTx route are made once and reused,
+ * and the mode is said once. */
+static void setup_interrupts(struct virtio_balloon_dev *d)
+{
+	static int logged;
+	const char *why_msix = NULL, *why_intx = NULL;
+	if (setup_msix(d, &why_msix) == 0)
+		d->irq_mode = VB_IRQ_MSIX;
+	else if (setup_intx(d, &why_intx) == 0)
+		d->irq_mode = VB_IRQ_INTX;
+	else
+		d->irq_mode = VB_IRQ_POLL;
+	if (logged++)
+		return;
+	if (d->irq_mode == VB_IRQ_MSIX)
+		klog("virtio-balloon: interrupts: MSI-X");
+	else if (d->irq_mode == VB_IRQ_INTX)
+		klog("virtio-balloon: interrupts: INTx line %u (no MSI-X: %s)", d->intx_line, why_msix);
+	else
+		klog("virtio-balloon: no interrupts (MSI-X: %s; INTx: %s); polling every millisecond",
+		     why_msix, why_intx);
 }
 
 /* ---- bring-up */
@@ -175,6 +230,8 @@ static void start_core(struct virtio_balloon_dev *d, int first)
 	/* Deflate on OOM, and reported blocks handed back early, both need
 	 * the allocator to ask us when it runs dry. Once: the notifier checks
 	 * core_up/transport_up, so it is harmless while the device is down. */
+	if (d->has_report)
+		balloon_kernel_watch_free_blocks();
 	if (!oom_registered++ && balloon_kernel_register_oom() != 0)
 		klog("virtio-balloon: cannot register an OOM notifier: no deflate on OOM");
 }
@@ -355,8 +412,13 @@ void virtio_balloon_poll(uint64_t now)
 	if (!d->core_up)
 		return;
 	balloon_poll(d->b, now);
-	if (balloon_state(d->b) == BALLOON_BROKEN)
+	if (balloon_state(d->b) == BALLOON_BROKEN) {
 		recover(d, VB_BROKEN);   /* the core said why, once */
+		wake_in(now, BALLOON_BUSY_NS);
+		return;
+	}
+	/* Without interrupts the device is only seen by looking. */
+	wake_at(d->irq_mode == VB_IRQ_POLL ? now + BALLOON_BUSY_NS : balloon_next_poll(d->b, now));
 }
 POLLER(virtio_balloon_poll);
 

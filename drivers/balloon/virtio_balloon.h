@@ -59,8 +59,9 @@ struct virtio_balloon_dev {
 	uint64_t reclaimed;        /* frames given back to the allocator after confirmed resets */
 	uint64_t held_for_good;    /* frames kept because a reset was not confirmed */
 
-	/* interrupts: MSI-X when the device has it, counted by the handlers */
-	int msix_on;
+	/* interrupts (see virtio_balloon.c), counted by the handlers */
+	enum { VB_IRQ_POLL, VB_IRQ_MSIX, VB_IRQ_INTX } irq_mode;
+	uint8_t intx_line;         /* INTx: the interrupt-line register's value */
 	volatile uint64_t irq_config, irq_queue;
 
 	/* the core's buffers: allocated once, reused by every re-init */

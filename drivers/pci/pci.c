@@ -5,96 +5,37 @@
 #include <string.h>
 #include "klog.h"
 #include "drivers/pci/pci.h"
+#include "kernel/lib/acpi.h"
 
 /* ------------------------------------------------------------ ACPI MCFG */
-
-#define ACPI_HDR_LEN   36
-#define ACPI_MAX_TABLE (1u << 20)   /* no sane table is larger */
-
-static uint32_t le32_at(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t le64_at(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-
-static int checksum_ok(const uint8_t *p, uint32_t len)
-{
-	uint8_t sum = 0;
-	for (uint32_t i = 0; i < len; i++)
-		sum = (uint8_t)(sum + p[i]);
-	return sum == 0;
-}
-
-/* Map a whole SDT: the header first, to learn its length. */
-static const uint8_t *map_sdt(uint64_t pa, pci_map_fn map, void *ctx, uint32_t *len)
-{
-	if (!pa)
-		return NULL;
-	const uint8_t *h = map(ctx, pa, ACPI_HDR_LEN);
-	if (!h)
-		return NULL;
-	uint32_t l = le32_at(h + 4);
-	if (l < ACPI_HDR_LEN || l > ACPI_MAX_TABLE)
-		return NULL;
-	const uint8_t *t = map(ctx, pa, l);
-	if (!t || !checksum_ok(t, l))
-		return NULL;
-	*len = l;
-	return t;
-}
 
 int acpi_find_ecam(uint64_t rsdp_pa, pci_map_fn map, void *ctx, struct pci_ecam *out,
                    const char **why)
 {
-	const uint8_t *rsdp = rsdp_pa ? map(ctx, rsdp_pa, 36) : NULL;
-	if (!rsdp) {
-		*why = "no ACPI RSDP";
+	const uint8_t *mcfg;
+	uint32_t len;
+	int rc = acpi_find_table(rsdp_pa, "MCFG", map, ctx, &mcfg, &len, why);
+	if (rc == ACPI_ABSENT)
+		*why = "no MCFG table";
+	else if (rc == ACPI_CORRUPT)
+		*why = "MCFG corrupt (length or checksum)";
+	if (rc != ACPI_FOUND)
 		return -1;
-	}
-	if (memcmp(rsdp, "RSD PTR ", 8) != 0 || !checksum_ok(rsdp, 20)) {
-		*why = "RSDP signature or checksum bad";
-		return -1;
-	}
-	uint64_t root_pa;
-	unsigned entry_size;
-	if (rsdp[15] >= 2 && le32_at(rsdp + 20) >= 36 && checksum_ok(rsdp, 36) && le64_at(rsdp + 24)) {
-		root_pa = le64_at(rsdp + 24);     /* XSDT: 64-bit entries */
-		entry_size = 8;
-	} else {
-		root_pa = le32_at(rsdp + 16);     /* RSDT: 32-bit entries */
-		entry_size = 4;
-	}
-	uint32_t root_len;
-	const uint8_t *root = map_sdt(root_pa, map, ctx, &root_len);
-	if (!root || memcmp(root, entry_size == 8 ? "XSDT" : "RSDT", 4) != 0) {
-		*why = "XSDT/RSDT missing or corrupt";
-		return -1;
-	}
-	for (uint32_t off = ACPI_HDR_LEN; off + entry_size <= root_len; off += entry_size) {
-		uint64_t pa = entry_size == 8 ? le64_at(root + off) : le32_at(root + off);
-		const uint8_t *h = pa ? map(ctx, pa, ACPI_HDR_LEN) : NULL;
-		if (!h || memcmp(h, "MCFG", 4) != 0)
+	/* header, 8 reserved bytes, then 16-byte allocations */
+	for (uint32_t e = ACPI_HDR_LEN + 8; e + 16 <= len; e += 16) {
+		uint64_t base;
+		uint16_t seg;
+		memcpy(&base, mcfg + e, 8);
+		memcpy(&seg, mcfg + e + 8, 2);
+		uint8_t start = mcfg[e + 10], end = mcfg[e + 11];
+		if (seg != 0 || end < start || !base || (base & 0xfffff))
 			continue;
-		uint32_t len;
-		const uint8_t *mcfg = map_sdt(pa, map, ctx, &len);
-		if (!mcfg) {
-			*why = "MCFG corrupt (length or checksum)";
-			return -1;
-		}
-		/* header, 8 reserved bytes, then 16-byte allocations */
-		for (uint32_t e = ACPI_HDR_LEN + 8; e + 16 <= len; e += 16) {
-			uint64_t base = le64_at(mcfg + e);
-			uint16_t seg;
-			memcpy(&seg, mcfg + e + 8, 2);
-			uint8_t start = mcfg[e + 10], end = mcfg[e + 11];
-			if (seg != 0 || end < start || !base || (base & 0xfffff))
-				continue;
-			out->base = base;
-			out->bus_start = start;
-			out->bus_end = end;
-			return 0;
-		}
-		*why = "MCFG has no usable entry for segment 0";
-		return -1;
+		out->base = base;
+		out->bus_start = start;
+		out->bus_end = end;
+		return 0;
 	}
-	*why = "no MCFG table";
+	*why = "MCFG has no usable entry for segment 0";
 	return -1;
 }
 

@@ -19,6 +19,8 @@
 #define PCI_VENDOR_ID        0x00
 #define PCI_DEVICE_ID        0x02
 #define PCI_COMMAND          0x04
+#define PCI_INTERRUPT_LINE   0x3c   /* ISA IRQ firmware routed INTx to; 0xff none */
+#define PCI_INTERRUPT_PIN    0x3d   /* 0 none, 1..4 INTA..INTD */
 #define PCI_STATUS           0x06
 #define PCI_REVISION         0x08
 #define PCI_PROG_IF          0x09
@@ -76,7 +78,7 @@ struct pci_ecam {
 };
 
 /* Map `len` bytes of physical memory for reading (ACPI tables). */
-typedef const void *(*pci_map_fn)(void *ctx, uint64_t pa, uint64_t len);
+typedef const void *(*pci_map_fn)(void *ctx, uint64_t pa, uint64_t len);   /* = acpi_map_fn */
 
 /* RSDP -> XSDT (or RSDT) -> MCFG, checksums and lengths verified. 0 and *out,
  * or -1 with the reason in *why (no log: the caller decides what to say). */

@@ -75,21 +75,12 @@ static void port_write(void *ctx, uint8_t bus, uint8_t dev, uint8_t fn, uint16_t
 	else outl(port, v);
 }
 
-/* ACPI tables live in RAM the direct map covers. */
-static const void *map_acpi(void *ctx, uint64_t pa, uint64_t len)
-{
-	const struct boot_info *bi = boot_info_get();
-	if (!bi || pa + len > bi->max_phys || pa + len < pa)
-		return NULL;
-	return phys_to_virt(pa);
-}
-
 static int pci_init(void)
 {
 	const struct boot_info *bi = boot_info_get();
 	struct pci_ecam e;
 	const char *why = "no boot info";
-	if (bi && acpi_find_ecam(bi->acpi_rsdp, map_acpi, NULL, &e, &why) == 0) {
+	if (bi && acpi_find_ecam(bi->acpi_rsdp, boot_map_acpi, NULL, &e, &why) == 0) {
 		uint64_t len = (uint64_t)(e.bus_end - e.bus_start + 1) << 20;
 		ecam = mmio_map(e.base + ((uint64_t)e.bus_start << 20), len);
 		if (ecam) {

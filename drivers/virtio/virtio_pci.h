@@ -39,6 +39,9 @@
 #define VIRTIO_PCI_CAP_COMMON_CFG    1
 #define VIRTIO_PCI_CAP_NOTIFY_CFG    2
 #define VIRTIO_PCI_CAP_ISR_CFG       3
+/* ISR status byte (read clears it and lowers INTx) */
+#define VIRTIO_PCI_ISR_QUEUE         0x1
+#define VIRTIO_PCI_ISR_CONFIG        0x2
 #define VIRTIO_PCI_CAP_DEVICE_CFG    4
 #define VIRTIO_PCI_CAP_PCI_CFG       5
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include "kernel/arch/arch.h"
 #include "kernel/arch/panic.h"
+#include "kernel/arch/time.h"
 #include "klog.h"
 
 struct tss {
@@ -115,12 +116,26 @@ int irq_alloc_vector(trap_handler_fn fn)
 	return -1;
 }
 
+static volatile int irq_seen;
+
+int irq_take_seen(void)
+{
+	int s = irq_seen;
+	irq_seen = 0;
+	return s;
+}
+
 void trap_dispatch(struct trap_frame *tf)
 {
 	unsigned v = tf->vector & 0xff;
+	if (v >= 32)
+		irq_seen = 1;
 	if (handlers[v] && handlers[v](tf))
 		return;
 	if (v >= 32) {
+		/* Nobody claimed it: still end it, or every interrupt of lower
+		 * priority (the timer) stays blocked behind it. */
+		lapic_eoi();
 		static struct klog_limit lim;
 		klog_ratelimited(&lim, 1000000000ull, "trap: unexpected interrupt vector %u", v);
 		return;

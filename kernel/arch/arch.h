@@ -34,4 +34,9 @@ void trap_register(unsigned vector, trap_handler_fn fn);
 /* First free vector for device interrupts (MSI-X) and an allocator for them. */
 int irq_alloc_vector(trap_handler_fn fn);
 
+/* 1 if an interrupt (vector >= 32) arrived since the last call, and forget
+ * it. The work loop asks with interrupts off right before it halts, so an
+ * interrupt that came while the pollers ran is not slept through. */
+int irq_take_seen(void);
+
 #endif

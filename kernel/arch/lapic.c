@@ -1,5 +1,6 @@
 /*
- * lapic.c - local APIC: the periodic timer that wakes the work loop, and EOI.
+ * lapic.c - local APIC: the one-shot timer that wakes the work loop at its
+ * next deadline (no periodic tick: an idle guest is not woken), and EOI.
  * The registers are MMIO: the caller maps them (kernel/main.c, through mm/)
  * and hands them in, so arch/ needs nothing from mm/.
  * The legacy 8259 PICs are masked: every interrupt we use arrives through the
@@ -16,8 +17,11 @@
 enum { LAPIC_EOI = 0xb0, LAPIC_SVR = 0xf0, LAPIC_LVT_TIMER = 0x320,
        LAPIC_TIMER_INIT = 0x380, LAPIC_TIMER_CUR = 0x390, LAPIC_TIMER_DIV = 0x3e0 };
 
+#define LVT_MASKED (1u << 16)
+
 static volatile uint8_t *lapic;
 static volatile uint64_t ticks;
+static uint64_t counts_per_ms;   /* timer counts (divided by 16) per millisecond; 0 = no timer */
 
 static void lapic_write(unsigned reg, uint32_t v) { mmio_write32(lapic + reg, v); }
 static uint32_t lapic_read(unsigned reg) { return mmio_read32(lapic + reg); }
@@ -50,7 +54,7 @@ uint64_t lapic_enable(void)
 	return base & 0xffffff000ull;
 }
 
-int lapic_timer_init(volatile void *regs, unsigned hz)
+int lapic_timer_init(volatile void *regs)
 {
 	lapic = regs;
 	if (!lapic)
@@ -61,17 +65,32 @@ int lapic_timer_init(volatile void *regs, unsigned hz)
 
 	/* Count the APIC timer (divide by 16) over 5 ms of TSC time. */
 	lapic_write(LAPIC_TIMER_DIV, 0x3);
-	lapic_write(LAPIC_LVT_TIMER, 1u << 16);      /* masked one-shot */
+	lapic_write(LAPIC_LVT_TIMER, LVT_MASKED);    /* masked one-shot */
 	lapic_write(LAPIC_TIMER_INIT, 0xffffffffu);
 	udelay(5000);
 	uint32_t counted = 0xffffffffu - lapic_read(LAPIC_TIMER_CUR);
 	lapic_write(LAPIC_TIMER_INIT, 0);
 	if (counted < 100) {
-		klog("lapic: timer does not count; polling without a tick");
+		klog("lapic: timer does not count; the work loop polls instead of sleeping");
 		return -1;
 	}
-	uint32_t per_tick = (uint32_t)((uint64_t)counted * 200 / hz);
-	lapic_write(LAPIC_LVT_TIMER, (1u << 17) | VEC_TIMER);   /* periodic */
-	lapic_write(LAPIC_TIMER_INIT, per_tick ? per_tick : 1);
+	counts_per_ms = counted / 5;
+	lapic_write(LAPIC_LVT_TIMER, VEC_TIMER);     /* one-shot, unmasked; idle until armed */
 	return 0;
+}
+
+int lapic_timer_ok(void) { return counts_per_ms != 0; }
+
+void lapic_timer_arm(uint64_t ns)
+{
+	if (!counts_per_ms)
+		return;
+	/* 0 stops it; otherwise at least one count, at most what 32 bits hold
+	 * (a minute or more: the loop simply re-arms when it wakes early). */
+	uint64_t c = ns ? (uint64_t)(((unsigned __int128)ns * counts_per_ms) / 1000000u) : 0;
+	if (ns && c == 0)
+		c = 1;
+	if (c > 0xffffffffu)
+		c = 0xffffffffu;
+	lapic_write(LAPIC_TIMER_INIT, (uint32_t)c);
 }

@@ -3,19 +3,22 @@
 #include "hw/io.h"
 
 #define COM1 0x3f8
-enum { THR = 0, RBR = 0, DLL = 0, IER = 1, DLM = 1, FCR = 2, LCR = 3, MCR = 4, LSR = 5 };
+enum { THR = 0, RBR = 0, DLL = 0, IER = 1, DLM = 1, IIR = 2, FCR = 2, LCR = 3, MCR = 4, LSR = 5 };
+#define IER_RX_AVAILABLE  0x01
+#define IIR_NONE_PENDING  0x01
+#define MCR_OUT2          0x08   /* gates the UART's interrupt onto the ISA line */
 #define LSR_DATA_READY 0x01
 #define LSR_THR_EMPTY  0x20
 
 void serial_init(void)
 {
-	outb(COM1 + IER, 0x00);          /* polled: no UART interrupts */
+	outb(COM1 + IER, 0x00);          /* no interrupts until serial_irq_enable */
 	outb(COM1 + LCR, 0x80);          /* DLAB on */
 	outb(COM1 + DLL, 1);             /* 115200 baud */
 	outb(COM1 + DLM, 0);
 	outb(COM1 + LCR, 0x03);          /* 8N1, DLAB off */
 	outb(COM1 + FCR, 0xc7);          /* FIFOs on and cleared */
-	outb(COM1 + MCR, 0x03);          /* DTR, RTS */
+	outb(COM1 + MCR, 0x03 | MCR_OUT2); /* DTR, RTS; OUT2 gates IRQ 4 on PC UARTs */
 }
 
 void serial_putc(char c)
@@ -27,6 +30,16 @@ void serial_putc(char c)
 		}
 		cpu_relax();
 	}
+}
+
+void serial_irq_enable(int on)
+{
+	outb(COM1 + IER, on ? IER_RX_AVAILABLE : 0);
+}
+
+int serial_irq_pending(void)
+{
+	return !(inb(COM1 + IIR) & IIR_NONE_PENDING);
 }
 
 int serial_getc(void)

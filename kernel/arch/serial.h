@@ -16,5 +16,11 @@ void serial_write(const char *s, size_t len);
 void serial_puts(const char *s);
 /* Next received byte, or -1 if none is waiting. */
 int serial_getc(void);
+/* Raise ISA IRQ 4 when a byte arrives (on = 1), or not. The line stays up
+ * until every waiting byte was read. serial_irq_pending: the UART has an
+ * interrupt pending (for a shared handler). */
+void serial_irq_enable(int on);
+int serial_irq_pending(void);
+#define SERIAL_ISA_IRQ 4
 
 #endif

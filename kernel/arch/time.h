@@ -20,10 +20,14 @@ uint64_t tsc_hz_from_pit(uint64_t tsc_ticks, uint32_t pit_ticks);
 
 /* Local APIC (kernel/arch/lapic.c): lapic_enable masks the 8259s, enables the
  * APIC and returns the physical address of its registers; lapic_timer_init
- * starts the periodic timer that wakes the work loop on those registers,
- * mapped uncached by the caller (NULL: no timer, -1). */
+ * calibrates its timer on those registers, mapped uncached by the caller
+ * (NULL or a timer that does not count: -1, one line). The timer is
+ * one-shot: lapic_timer_arm(ns) raises VEC_TIMER once after `ns` (0 stops
+ * it); timer_ticks() counts those interrupts. */
 uint64_t lapic_enable(void);
-int lapic_timer_init(volatile void *regs, unsigned hz);
+int lapic_timer_init(volatile void *regs);
+int lapic_timer_ok(void);
+void lapic_timer_arm(uint64_t ns);
 void lapic_eoi(void);
 uint32_t lapic_id(void);      /* this CPU's local APIC id (MSI destination) */
 uint64_t timer_ticks(void);

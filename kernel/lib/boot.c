@@ -54,3 +54,11 @@ const char *boot_mem_type_name(uint32_t type)
 	};
 	return type < BOOT_MEM_TYPE_COUNT ? names[type] : "?";
 }
+
+const void *boot_map_acpi(void *ctx, uint64_t pa, uint64_t len)
+{
+	const struct boot_info *bi = boot_info_get();
+	if (!bi || pa + len > bi->max_phys || pa + len < pa)
+		return NULL;
+	return (const void *)(uintptr_t)(BOOT_HHDM_BASE + pa);
+}

@@ -16,4 +16,9 @@ const struct boot_info *boot_info_get(void);
 uint64_t boot_info_usable_bytes(const struct boot_info *bi);
 const char *boot_mem_type_name(uint32_t type);
 
+/* Physical memory below boot_info.max_phys through the direct map, for
+ * reading firmware tables (ACPI lives in RAM the direct map covers); NULL
+ * outside it. An acpi_map_fn (kernel/lib/acpi.h); ctx unused. */
+const void *boot_map_acpi(void *ctx, uint64_t pa, uint64_t len);
+
 #endif

@@ -96,7 +96,7 @@ def interactive_console(ctx):
         check(400 < int(m.group(1)) <= 512, f"{m.group(1)} MiB usable of a 512 MiB guest")
         _, idx, _ = vm.wait_for(r"boot: ready", 30)
         vm.send("uptime")
-        vm.wait_for(r"up \d+\.\d+ s, \d+ timer ticks", 20, start=idx)
+        vm.wait_for(r"up \d+\.\d+ s, \d+ timer ticks, \d+ wake-ups", 20, start=idx)
         vm.send("frobnicate")
         vm.wait_for(r"unknown command 'frobnicate' \(try 'help'\)", 20, start=idx)
         vm.send("poweroff")
