@@ -1,12 +1,19 @@
 /*
- * kernel_cmd.c - the kernel's own console commands: `uptime`, `poweroff`.
+ * kernel_cmd.c - the kernel's own console commands (`uptime`, `poweroff`) and
+ * options (`irq.poll`, `timer.off`: see kernel.h).
  */
 #include <stdio.h>
 #include "kclock.h"
 #include "kernel/arch/power.h"
 #include "kernel/arch/time.h"
 #include "kernel/lib/console.h"
+#include "kernel/lib/cmdline.h"
 #include "kernel/lib/wake.h"
+#include "kernel/kernel.h"
+
+int opt_irq_poll, opt_timer_off;
+CMDLINE_FLAG(irq_poll, "irq.poll", &opt_irq_poll, "route no interrupt lines: devices without MSI-X are polled");
+CMDLINE_FLAG(timer_off, "timer.off", &opt_timer_off, "no LAPIC timer: the work loop polls instead of sleeping");
 
 static int cmd_uptime(int argc, char **argv)
 {

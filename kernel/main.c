@@ -25,6 +25,7 @@
 #include "kernel/lib/wake.h"
 #include "kernel/lib/acpi.h"
 #include "kernel/arch/irq.h"
+#include "kernel/kernel.h"
 #include "mm/kmem.h"
 #include "klog.h"
 
@@ -146,12 +147,22 @@ void kmain(const struct boot_info *bi_loader)
  * polls, and drivers fall back to polling with one line each. */
 static int platform_initcall(void)
 {
-	int rc = lapic_timer_init(mmio_map(lapic_enable(), 4096));
+	int rc = lapic_attach(mmio_map(lapic_enable(), 4096));
+	if (rc)
+		klog("lapic: registers cannot be mapped: no interrupts, the work loop polls");
+	else if (opt_timer_off)
+		klog("lapic: timer.off: the work loop polls instead of sleeping");
+	else
+		rc = lapic_timer_init();
 	const struct boot_info *bi = boot_info_get();
 	const uint8_t *t;
 	uint32_t len;
 	const char *why;
 	struct acpi_madt madt;
+	if (opt_irq_poll) {
+		klog("irq: irq.poll: no interrupt lines routed; devices without MSI-X are polled");
+		return rc;
+	}
 	if (acpi_find_table(bi->acpi_rsdp, "APIC", boot_map_acpi, NULL, &t, &len, &why) != ACPI_FOUND ||
 	    acpi_parse_madt(t, len, &madt, &why) != 0 ||
 	    irq_lines_init(&madt, mmio_map(madt.ioapic[0].pa, 4096), &why) != 0) {

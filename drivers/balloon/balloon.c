@@ -176,7 +176,12 @@ static void update_target(struct balloon *b, uint64_t now)
 	b->have_num_pages = 1;
 	b->num_pages = np;
 	b->params_changed = 0;
+	uint64_t was = b->target;
 	bal_compute_target(b);
+	if (b->target != was) {
+		b->target_at_ns = now;
+		b->await_first = 1;
+	}
 }
 
 /* ---- stalls, status */
@@ -267,6 +272,7 @@ void balloon_get_status(const struct balloon *b, struct balloon_status *st)
 		.reporting = b->s.report_vq != NULL,
 		.report_isolated = b->rep.in_flight ? (uint64_t)b->rep.n * PAGES_PER_BLOCK : 0,
 		.reclaimed = b->reclaimed,
+		.reaction_ns = b->reaction_ns,
 		.limit = b->limit_reason,
 		.shortfall = b->short_reason,
 	};

@@ -297,6 +297,7 @@ struct balloon_status {
 	int      reporting;        /* free page reporting is running */
 	uint64_t report_isolated;  /* pages isolated for a report in flight (not free to allocate) */
 	uint64_t reclaimed;        /* pages the shrinkers freed for the balloon */
+	uint64_t reaction_ns;      /* last new target: read -> its first element on a queue */
 	enum balloon_limit_reason limit;
 	enum balloon_short_reason shortfall;
 };

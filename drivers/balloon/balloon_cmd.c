@@ -141,6 +141,10 @@ static int cmd_balloon(int argc, char **argv)
 		printf("balloon: %s\n", !balloon_kernel_max_pfn() ? "idle (memory manager not running)" : "not running");
 		return 0;
 	}
+	struct balloon_status st;
+	balloon_get_status(d->b, &st);
+	printf("reaction: configuration interrupt -> poll %llu us, new target -> first element %llu us\n",
+	       (unsigned long long)(d->irq_to_poll_ns / 1000), (unsigned long long)(st.reaction_ns / 1000));
 	static char text[1400];
 	balloon_format_status(d->b, text, sizeof text);
 	printf("%s\n", text);

@@ -122,6 +122,10 @@ int bal_elem_submit(struct balloon *b, struct virtq *vq, struct balloon_elem *e,
 		return rc;
 	e->state = (uint8_t)state;
 	e->submitted_ns = now;
+	if (b->await_first) {
+		b->reaction_ns = now - b->target_at_ns;
+		b->await_first = 0;
+	}
 	(void)b;
 	return 0;
 }

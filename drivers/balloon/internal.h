@@ -126,6 +126,9 @@ struct balloon {
 	int      rate_limited;      /* the last inflate step waited for credit */
 	int      reclaim_dry;       /* the shrinkers gave nothing: not again before a retry */
 	uint64_t reclaimed;         /* pages the shrinkers freed for the balloon */
+	uint64_t target_at_ns;      /* when the current target was computed */
+	int      await_first;       /* no element has gone out for it yet */
+	uint64_t reaction_ns;       /* new target -> first element, for the last target */
 	uint64_t reclaim_calls;
 
 	/* deflate on OOM */

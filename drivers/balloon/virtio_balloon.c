@@ -59,7 +59,13 @@ static const struct balloon_transport_ops transport_ops = {
  * balloon's poller at once. With neither, the poller runs every
  * BALLOON_BUSY_NS and says so once. */
 static struct pci_msix msix;
-static int on_config_irq(struct trap_frame *tf) { vb.irq_config++; lapic_eoi(); return 1; }
+static void config_irq(void)
+{
+	vb.irq_config++;
+	vb.config_irq_ns = clock_ns();
+}
+
+static int on_config_irq(struct trap_frame *tf) { config_irq(); lapic_eoi(); return 1; }
 static int on_queue_irq(struct trap_frame *tf) { vb.irq_queue++; lapic_eoi(); return 1; }
 
 /* Shared line: 0 if our device did not raise it. The EOI is the line's. */
@@ -69,7 +75,7 @@ static int on_intx(struct trap_frame *tf)
 	if (isr & VIRTIO_PCI_ISR_QUEUE)
 		vb.irq_queue++;
 	if (isr & VIRTIO_PCI_ISR_CONFIG)
-		vb.irq_config++;
+		config_irq();
 	return isr != 0;
 }
 
@@ -411,6 +417,10 @@ void virtio_balloon_poll(uint64_t now)
 	}
 	if (!d->core_up)
 		return;
+	if (d->config_irq_ns > d->config_seen_ns) {   /* the device's news reaches the core now */
+		d->config_seen_ns = now;
+		d->irq_to_poll_ns = now - d->config_irq_ns;
+	}
 	balloon_poll(d->b, now);
 	if (balloon_state(d->b) == BALLOON_BROKEN) {
 		recover(d, VB_BROKEN);   /* the core said why, once */

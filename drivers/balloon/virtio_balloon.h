@@ -63,6 +63,9 @@ struct virtio_balloon_dev {
 	enum { VB_IRQ_POLL, VB_IRQ_MSIX, VB_IRQ_INTX } irq_mode;
 	uint8_t intx_line;         /* INTx: the interrupt-line register's value */
 	volatile uint64_t irq_config, irq_queue;
+	volatile uint64_t config_irq_ns;   /* the last configuration interrupt */
+	uint64_t config_seen_ns;   /* the poll that first saw it */
+	uint64_t irq_to_poll_ns;   /* the last configuration interrupt -> that poll */
 
 	/* the core's buffers: allocated once, reused by every re-init */
 	void *dma;

@@ -54,14 +54,21 @@ uint64_t lapic_enable(void)
 	return base & 0xffffff000ull;
 }
 
-int lapic_timer_init(volatile void *regs)
+int lapic_attach(volatile void *regs)
 {
 	lapic = regs;
 	if (!lapic)
 		return -1;
-	trap_register(VEC_TIMER, timer_irq);
 	trap_register(VEC_SPURIOUS, spurious_irq);
-	lapic_write(LAPIC_SVR, 0x100 | VEC_SPURIOUS);
+	lapic_write(LAPIC_SVR, 0x100 | VEC_SPURIOUS);   /* software-enabled */
+	return 0;
+}
+
+int lapic_timer_init(void)
+{
+	if (!lapic)
+		return -1;
+	trap_register(VEC_TIMER, timer_irq);
 
 	/* Count the APIC timer (divide by 16) over 5 ms of TSC time. */
 	lapic_write(LAPIC_TIMER_DIV, 0x3);

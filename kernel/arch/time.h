@@ -19,13 +19,15 @@ void udelay(uint64_t us);
 uint64_t tsc_hz_from_pit(uint64_t tsc_ticks, uint32_t pit_ticks);
 
 /* Local APIC (kernel/arch/lapic.c): lapic_enable masks the 8259s, enables the
- * APIC and returns the physical address of its registers; lapic_timer_init
- * calibrates its timer on those registers, mapped uncached by the caller
- * (NULL or a timer that does not count: -1, one line). The timer is
- * one-shot: lapic_timer_arm(ns) raises VEC_TIMER once after `ns` (0 stops
- * it); timer_ticks() counts those interrupts. */
+ * APIC and returns the physical address of its registers; lapic_attach takes
+ * them, mapped uncached by the caller (NULL: -1; no EOIs, no interrupts), and
+ * software-enables the APIC; lapic_timer_init calibrates its timer (one that
+ * does not count: -1, one line). The timer is one-shot: lapic_timer_arm(ns)
+ * raises VEC_TIMER once after `ns` (0 stops it); timer_ticks() counts those
+ * interrupts. */
 uint64_t lapic_enable(void);
-int lapic_timer_init(volatile void *regs);
+int lapic_attach(volatile void *regs);
+int lapic_timer_init(void);
 int lapic_timer_ok(void);
 void lapic_timer_arm(uint64_t ns);
 void lapic_eoi(void);
