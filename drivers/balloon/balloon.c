@@ -17,7 +17,22 @@
 
 int balloon_init(struct balloon *b, const struct balloon_setup *s)
 {
+	/* After balloon_release_all (a device reset), the host's decisions
+	 * outlive the books: whether it has set its own target (then
+	 * balloon.initial no longer applies), the num_pages it started from, and
+	 * the hold after a deflate on OOM. Undoing them would re-inflate past
+	 * what the host or the OOM path decided. */
+	struct { int valid, host_set, have_first_np, oom_capped; uint32_t first_np; uint64_t oom_cap; } keep = {
+		b->released, b->host_set, b->have_first_np, b->oom_capped, b->first_np, b->oom_cap,
+	};
 	memset(b, 0, sizeof *b);
+	if (keep.valid) {
+		b->host_set = keep.host_set;
+		b->have_first_np = keep.have_first_np;
+		b->first_np = keep.first_np;
+		b->oom_capped = keep.oom_capped;
+		b->oom_cap = keep.oom_cap;
+	}
 	const char *why = NULL;
 	if (!s->tops || !s->tops->read_num_pages || !s->tops->write_actual)
 		why = "transport ops missing";
@@ -391,6 +406,7 @@ uint64_t balloon_release_all(struct balloon *b)
 	b->rep.n = 0;
 	b->inflating = b->deflating = 0;
 	b->broken = 1;
+	b->released = 1;
 	return n;
 }
 

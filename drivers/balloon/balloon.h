@@ -308,7 +308,9 @@ struct balloon *balloon_alloc(void);
 void balloon_free(struct balloon *b);
 
 /* Check the setup, carve the memory, queue the stats buffer. 0, or -1 with
- * one log line if the setup is unusable. */
+ * one log line if the setup is unusable. `b` must be zeroed (balloon_alloc)
+ * the first time; after balloon_release_all (a device reset) it keeps what
+ * the host decided: whether it set its own target, and an OOM hold. */
 int balloon_init(struct balloon *b, const struct balloon_setup *s);
 
 /* Do one bounded step: reap acks, write actual, read the target, submit

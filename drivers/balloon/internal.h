@@ -131,6 +131,8 @@ struct balloon {
 	uint64_t reaction_ns;       /* new target -> first element, for the last target */
 	uint64_t reclaim_calls;
 
+	int      released;          /* balloon_release_all ran: the next init keeps the host's decisions */
+
 	/* deflate on OOM */
 	int      in_poll, in_oom;
 	int      oom_capped;        /* target held at oom_cap until the host changes num_pages */

@@ -178,7 +178,7 @@ uint16_t pci_find_cap(const struct pci_dev *d, uint8_t id, uint16_t after)
 		return 0;
 	uint16_t ptr = after ? (uint16_t)pci_read(d, (uint16_t)(after + 1), 1)
 	                     : (uint16_t)pci_read(d, PCI_CAP_PTR, 1);
-	for (unsigned n = 0; n < 48 && ptr; n++) {
+	for (unsigned n = 0; n < PCI_MAX_CAPS && ptr; n++) {
 		if (ptr < 0x40 || (ptr & 3) || ptr + 2 > 256) {
 			klog("pci %02x:%02x.%u: capability pointer 0x%x out of bounds; list ignored from here",
 			     d->bus, d->dev, d->fn, ptr);

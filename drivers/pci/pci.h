@@ -19,6 +19,8 @@
 #define PCI_VENDOR_ID        0x00
 #define PCI_DEVICE_ID        0x02
 #define PCI_COMMAND          0x04
+/* Capabilities config space can hold: 4-byte aligned, from 0x40 to 0xff. */
+#define PCI_MAX_CAPS         48
 #define PCI_INTERRUPT_LINE   0x3c   /* ISA IRQ firmware routed INTx to; 0xff none */
 #define PCI_INTERRUPT_PIN    0x3d   /* 0 none, 1..4 INTA..INTD */
 #define PCI_STATUS           0x06

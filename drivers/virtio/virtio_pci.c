@@ -48,8 +48,17 @@ int vp_parse_caps(struct vp_dev *vp, const struct pci_dev *pd)
 		[VP_ISR] = VIRTIO_PCI_CAP_ISR_CFG, [VP_DEVICE] = VIRTIO_PCI_CAP_DEVICE_CFG,
 	};
 	int found[VP_NREGIONS] = { 0 };
+	/* Each pci_find_cap call is bounded, but a cyclic list would hand this
+	 * walk the same capabilities forever: bound the walk by how many
+	 * capabilities config space can hold. */
+	unsigned steps = 0;
 	for (uint16_t cap = pci_find_cap(pd, PCI_CAP_ID_VNDR, 0); cap;
 	     cap = pci_find_cap(pd, PCI_CAP_ID_VNDR, cap)) {
+		if (++steps > PCI_MAX_CAPS) {
+			klog("%s: capability list does not end (loop?); using what was found before",
+			     vp->name);
+			break;
+		}
 		uint8_t cap_len = (uint8_t)pci_read(pd, cap + 2, 1);
 		uint8_t type = (uint8_t)pci_read(pd, cap + 3, 1);
 		uint8_t bar = (uint8_t)pci_read(pd, cap + 4, 1);

@@ -718,6 +718,63 @@ static void test_initial_balloon_until_host_sets_target(void **state)
 	destroy(x);
 }
 
+/* What the kernel glue does after a device reset it confirmed: every frame
+ * back to the allocator, fresh queues, the core started again. */
+static void device_reset(struct fx *x)
+{
+	balloon_release_all(&x->b);
+	for (int q = 0; q < NQ; q++) {
+		uint16_t n = q == QR ? RQSIZE : QSIZE;
+		assert_int_equal(virtq_init(&x->vq[q], "q", (uint16_t)q, n, x->ring[q], (uintptr_t)x->ring[q],
+		                            fake_vq_notify, &x->dev[q]), 0);
+		fake_vq_attach(&x->dev[q], &x->vq[q], q == QS ? FAKE_HOLD : FAKE_ACK);
+		x->dev[q].process_on_notify = 1;
+		x->dev[q].on_elem = q == QS ? host_stats : q == QR ? host_report : host_elem;
+		x->dev[q].ctx = x;
+	}
+	memset(x->host_map, 0, sizeof x->host_map);   /* the reset device forgot its balloon */
+	x->host_pages = 0;
+	assert_int_equal(balloon_init(&x->b, &x->setup), 0);
+}
+
+/* A reset does not undo what the host decided: a host that has set its own
+ * target keeps it (balloon.initial does not come back), and the hold after a
+ * deflate on OOM stays until the host changes num_pages. */
+static void test_reset_keeps_host_decisions(void **state)
+{
+	(void)state;
+	struct opts o = { .features = F(VIRTIO_BALLOON_F_DEFLATE_ON_OOM),
+	                  .params = { .initial_pages = 20 * PAGES_PER_BLOCK } };
+	struct fx *x = make(&o);
+	poll_n(x, 10);
+	assert_settled(x, 20 * PAGES_PER_BLOCK);
+	x->tr.num_pages = 5 * PAGES_PER_BLOCK;     /* the host takes over, asking for less */
+	poll_n(x, 10);
+	assert_settled(x, 5 * PAGES_PER_BLOCK);
+	device_reset(x);
+	poll_n(x, 10);
+	assert_settled(x, 5 * PAGES_PER_BLOCK);    /* not the initial 20 blocks again */
+	check_all(x);
+
+	x->tr.num_pages = 40 * PAGES_PER_BLOCK;
+	poll_n(x, 10);
+	assert_settled(x, 40 * PAGES_PER_BLOCK);
+	use_all_free(x);
+	assert_int_equal(balloon_oom(&x->b, 1), BALLOON_DEFAULT_OOM_PAGES);
+	uint64_t held = 40 * PAGES_PER_BLOCK - BALLOON_DEFAULT_OOM_PAGES;
+	for (uint64_t p = BASE_PFN; p < MAX_PFN; p++)
+		fake_mem_free_at(&x->mem, p);
+	device_reset(x);
+	wait_ms(x, 1000);
+	assert_settled(x, held);                  /* the OOM hold survived the reset */
+	assert_int_equal(x->b.limit_reason, BLIM_OOM);
+	x->tr.num_pages = 45 * PAGES_PER_BLOCK;   /* and a new host target still ends it */
+	wait_ms(x, 100);
+	assert_settled(x, 45 * PAGES_PER_BLOCK);
+	check_all(x);
+	destroy(x);
+}
+
 static void test_rate_limit_whole_blocks_within_10_percent(void **state)
 {
 	(void)state;
@@ -879,6 +936,7 @@ int main(void)
 		cmocka_unit_test(test_report_at_most_the_queue_and_above_min_free),
 		cmocka_unit_test(test_report_blocks_back_on_oom_and_bad_isolate),
 		cmocka_unit_test(test_initial_balloon_until_host_sets_target),
+		cmocka_unit_test(test_reset_keeps_host_decisions),
 		cmocka_unit_test(test_rate_limit_whole_blocks_within_10_percent),
 		cmocka_unit_test(test_max_and_min_free_at_run_time),
 		cmocka_unit_test(test_reclaim_lowest_priority_first_then_shortfall),

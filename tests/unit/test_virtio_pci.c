@@ -455,6 +455,34 @@ static void test_virtio_caps_bad_ones_skipped(void **state)
 	assert_true(host_klog_contains("no usable notify config capability"));
 }
 
+/* A loop of vendor capabilities (one pointing at itself): each pci_find_cap
+ * call is bounded, but the walk calls it again with after = cap, so the walk
+ * itself must be bounded too - it used to hang boot here. */
+static void test_virtio_caps_cyclic_list(void **state)
+{
+	(void)state;
+	build_q35(&P);
+	struct ffn *bal = lookup(&P, 1, 0, 0);
+	bal->cfg[0x40 + 1] = 0x40;     /* the last capability (PCI_CFG at 0x40) points at itself */
+	struct pci_access a = access_of(&P);
+	unsigned n = pci_scan(&a, devs, PCI_MAX_DEVS);
+	struct vp_dev vp = { .name = "vb" };
+	host_klog_reset();
+	/* the four regions come before the loop: found, with one line about it */
+	assert_int_equal(vp_parse_caps(&vp, find(devs, n, 0x1af4, 0x1045)), 0);
+	assert_int_equal(host_klog_count(), 1);
+	assert_true(host_klog_contains("capability list"));
+	/* a loop before them (the first capability points at itself) */
+	bal->cfg[PCI_CAP_PTR] = 0xa0;
+	bal->cfg[0xa0 + 1] = 0xa0;
+	memset(&vp, 0, sizeof vp);
+	vp.name = "vb";
+	host_klog_reset();
+	assert_int_equal(vp_parse_caps(&vp, find(devs, n, 0x1af4, 0x1045)), -1);
+	assert_true(host_klog_contains("capability list"));
+	assert_true(host_klog_count() <= 2);
+}
+
 static void test_legacy_only_device_refused(void **state)
 {
 	(void)state;
@@ -633,6 +661,7 @@ int main(void)
 		cmocka_unit_test(test_virtio_caps_parsed),
 		cmocka_unit_test(test_virtio_caps_bad_ones_skipped),
 		cmocka_unit_test(test_legacy_only_device_refused),
+		cmocka_unit_test(test_virtio_caps_cyclic_list),
 		cmocka_unit_test(test_init_order_and_queues),
 		cmocka_unit_test(test_features_ok_refused),
 		cmocka_unit_test(test_queue_size_zero_is_absent),
