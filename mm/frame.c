@@ -524,3 +524,8 @@ uint64_t fa_free_blocks(const struct frame_alloc *fa)
 			n++;
 	return n;
 }
+
+uint64_t fa_free_pages(const struct frame_alloc *fa)
+{
+	return fa->nr[FS_FREE] - (uint64_t)fa->nr_isolated_blocks * PAGES_PER_BLOCK;
+}

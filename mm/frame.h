@@ -186,6 +186,9 @@ struct frame_info {
 int fa_frame_info(const struct frame_alloc *fa, uint64_t pfn, struct frame_info *out);
 /* Wholly free blocks that an allocation or the balloon could take now. */
 uint64_t fa_free_blocks(const struct frame_alloc *fa);
+/* Free frames an allocation could take now: blocks isolated for a free page
+ * report in flight are not counted (nobody may allocate them yet). */
+uint64_t fa_free_pages(const struct frame_alloc *fa);
 /* Verify every invariant (bitmaps, descriptors, lists, counters). MM_OK, or
  * MM_ESTATE with the first violation described in `why`. O(frames): tests. */
 int fa_check(const struct frame_alloc *fa, char *why, size_t why_len);

@@ -1,8 +1,8 @@
 /*
  * kmem.c - mm/kmem.h on the memory manager.
  *
- *  - phys_to_virt / virt_to_phys: the direct map, the kernel image, and (for
- *    the heap and anonymous windows) a page-table walk.
+ *  - phys_to_virt / virt_to_phys: the direct map and the kernel image only;
+ *    movable memory (heap, anonymous window) has no stable physical address.
  *  - mmio_map: device memory mapped uncached at BOOT_HHDM_BASE + pa, on
  *    demand; RAM is refused (it is already mapped write-back). Before mm is
  *    up it falls back to the loader's direct map and remembers the range so
@@ -35,11 +35,11 @@ uint64_t virt_to_phys(const void *p)
 	struct pt_walk w;
 	if (pt_lookup(&mmk.pt, va, &w) != MM_OK)
 		return ~0ull;
-	/* The identity map is for the firmware; only report our own windows. */
+	/* The identity map is for the firmware: only the direct map counts. The
+	 * heap and anonymous windows are movable memory: the compactor may move
+	 * a frame at any time, so its physical address is no address a device
+	 * may be given (DMA comes from dma_alloc_pages). */
 	if (va >= BOOT_HHDM_BASE && va - BOOT_HHDM_BASE == w.pa)
-		return w.pa;
-	if ((va >= MM_HEAP_BASE && va - MM_HEAP_BASE < MM_HEAP_SIZE) ||
-	    (va >= MM_ANON_BASE && va - MM_ANON_BASE < MM_ANON_SIZE))
 		return w.pa;
 	return ~0ull;
 }

@@ -13,7 +13,10 @@
 
 /* Direct map: every physical address below boot_info.max_phys. */
 void *phys_to_virt(uint64_t pa);
-/* Physical address of a direct-map or kernel-image address; ~0 if neither. */
+/* Physical address of a direct-map or kernel-image address (what a device
+ * may be given: DMA memory comes from dma_alloc_pages); ~0 for anything else,
+ * movable memory (the heap, kmem_anon_map) included: the compactor may move
+ * its frames at any time. */
 uint64_t virt_to_phys(const void *va);
 
 /* Map device memory uncached; NULL (and one log line) if it cannot be mapped. */

@@ -10,7 +10,8 @@ void fa_stats(const struct frame_alloc *fa, struct mm_stats *s)
 {
 	memset(s, 0, sizeof *s);
 	s->total = fa->total;
-	s->free = fa->nr[FS_FREE];
+	s->isolated = (uint64_t)fa->nr_isolated_blocks * PAGES_PER_BLOCK;
+	s->free = fa_free_pages(fa);
 	s->kernel = fa->nr[FS_KERNEL];
 	s->movable = fa->nr[FS_MOVABLE];
 	s->balloon = fa->nr[FS_BALLOON];
@@ -21,8 +22,10 @@ void fa_stats(const struct frame_alloc *fa, struct mm_stats *s)
 		if (blk->kind == BK_ABSENT)
 			continue;
 		s->blocks_total++;
+		if (blk->kind == BK_ISOLATED)
+			continue;   /* neither free nor in use until the host acks */
 		if (blk->nfree == PAGES_PER_BLOCK) {
-			/* BK_FREE, ISOLATED, or a current block that emptied */
+			/* BK_FREE, or a current block that emptied */
 			s->blocks_free++;
 			if (blk->flags & BF_RESIDENT)
 				s->blocks_free_resident++;
@@ -45,12 +48,13 @@ int mm_stats_format(const struct mm_stats *s, char *buf, size_t len)
 {
 	return snprintf(buf, len,
 		"mem: total %llu MiB, free %llu MiB (%llu MiB in whole 2 MiB blocks, %u.%u%%), "
-		"kernel %llu MiB, movable %llu MiB, balloon %llu MiB, reported %llu MiB\n"
+		"kernel %llu MiB, movable %llu MiB, balloon %llu MiB, reported %llu MiB, being reported %llu MiB\n"
 		"blocks: %llu total, %llu free (%llu resident), %llu unmovable, %llu movable, "
 		"%llu balloon; bad frees %llu\n",
 		MIB_OF(s->total), MIB_OF(s->free), MIB_OF(s->free_in_blocks),
 		s->whole_permille / 10, s->whole_permille % 10,
 		MIB_OF(s->kernel), MIB_OF(s->movable), MIB_OF(s->balloon), MIB_OF(s->reported),
+		MIB_OF(s->isolated),
 		(unsigned long long)s->blocks_total, (unsigned long long)s->blocks_free,
 		(unsigned long long)s->blocks_free_resident, (unsigned long long)s->blocks_unmovable,
 		(unsigned long long)s->blocks_movable, (unsigned long long)s->blocks_balloon,

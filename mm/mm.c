@@ -70,7 +70,7 @@ unsigned mm_compact_blocks(unsigned want)
 	return (unsigned)res.blocks_freed;
 }
 
-uint64_t mm_free_pages(void) { return mmk.ready ? mmk.fa.nr[FS_FREE] : 0; }
+uint64_t mm_free_pages(void) { return mmk.ready ? fa_free_pages(&mmk.fa) : 0; }
 uint64_t mm_total_pages(void) { return mmk.ready ? mmk.fa.total : 0; }
 
 uint64_t mm_report_pending(void)

@@ -72,7 +72,8 @@ void mm_give_back(uint64_t pfn, unsigned order);
 /* Compact (bounded: MM_LEND_COMPACT_BUDGET frames) for `want` more wholly
  * free blocks; returns the blocks it freed. */
 unsigned mm_compact_blocks(unsigned want);
-/* Frames free now (lent frames excluded) and frames managed (all). */
+/* Frames free now (lent frames, and blocks isolated for a free page report
+ * in flight, excluded) and frames managed (all). */
 uint64_t mm_free_pages(void);
 uint64_t mm_total_pages(void);
 /* Free page reporting: wholly free, resident, unreported blocks now; take up

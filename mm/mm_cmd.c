@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include "kernel/lib/cmdline.h"
 #include "kernel/lib/console.h"
 #include "mm/mm.h"
 #include "mm/mm_kernel.h"
@@ -36,12 +37,13 @@ CONSOLE_CMD("mem", "memory: free, in whole 2 MiB blocks, per state", cmd_mem);
 static int cmd_compact(int argc, char **argv)
 {
 	uint64_t more = UINT64_MAX;
-	if (argc > 2 || (argc == 2 && (more = strtoull(argv[1], NULL, 0)) == 0)) {
-		printf("usage: compact [free blocks to add]\n");
-		return 1;
-	}
 	if (!mmk.ready) {
 		printf("compact: memory manager not ready\n");
+		return 1;
+	}
+	if (argc > 2 || (argc == 2 && (cmdline_parse_number(argv[1], &more) || more == 0 ||
+	                               more > mmk.fa.nblocks))) {
+		printf("usage: compact [free blocks to add: 1..%u]\n", mmk.fa.nblocks);
 		return 1;
 	}
 	uint64_t have = fa_free_blocks(&mmk.fa);

@@ -49,6 +49,16 @@ static int parse_u64(const char *s, const char **end, uint64_t *out)
 	return 0;
 }
 
+int cmdline_parse_number(const char *s, uint64_t *out)
+{
+	const char *end;
+	uint64_t v;
+	if (parse_u64(s, &end, &v) || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 int cmdline_parse_size(const char *s, uint64_t *out)
 {
 	const char *end;

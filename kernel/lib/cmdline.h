@@ -44,6 +44,9 @@ int cmdline_set(const struct cmdline_opt *opts, size_t n, const char *name,
 void cmdline_format(const struct cmdline_opt *o, char *buf, size_t len);
 /* Parse a size like 512M; 0 on success, -1 if malformed or out of range. */
 int cmdline_parse_size(const char *s, uint64_t *out);
+/* Parse a whole string as a number (decimal or 0x hex; no sign, no suffix,
+ * no overflow); 0 on success, -1 if malformed. For console arguments too. */
+int cmdline_parse_number(const char *s, uint64_t *out);
 
 /* Registration from any kernel file. */
 #define CMDLINE_OPT_(id_, name_, type_, var_, size_, min_, max_, help_) \

@@ -101,7 +101,7 @@ SELFTEST(mm_state_consistent)
 		ST_FAIL("allocator inconsistent: %s", why);
 	struct mm_stats st;
 	mm_get_stats(&st);
-	ST_ASSERT(st.free + st.kernel + st.movable + st.balloon == st.total);
+	ST_ASSERT(st.free + st.isolated + st.kernel + st.movable + st.balloon == st.total);
 	ST_ASSERT(st.blocks_free > 0);
 	mm_print_stats();
 	return 0;
@@ -228,7 +228,8 @@ SELFTEST(mm_newlib_heap_shrinks)
 	memset(p, 0x5a, 16u << 20);
 	ST_ASSERT(mmk.fa.nr[FS_MOVABLE] >= movable + 4096);
 	ST_ASSERT(vregion_pages(&mmk.heap) >= heap + 4096);
-	ST_ASSERT(virt_to_phys(p) != ~0ull);
+	/* movable: no physical address a device could be given */
+	ST_ASSERT(virt_to_phys(p) == ~0ull);
 	free(p);
 	malloc_trim(0);
 	ST_ASSERT(vregion_pages(&mmk.heap) <= heap + 16);
@@ -331,9 +332,13 @@ SELFTEST_OPT(mm_bench_compact)
 SELFTEST(mm_console_commands)
 {
 	char mem[] = "mem", compact1[] = "compact 1", bad[] = "compact lots", extra[] = "compact 1 2";
+	char neg[] = "compact -1", huge[] = "compact 99999999999999999999", many[] = "compact 1000000000";
 	ST_ASSERT(console_exec(mem) == 0);
 	ST_ASSERT(console_exec(compact1) == 0);
 	ST_ASSERT(console_exec(bad) != 0);
 	ST_ASSERT(console_exec(extra) != 0);
+	ST_ASSERT(console_exec(neg) != 0);      /* used to wrap to "as many as possible" */
+	ST_ASSERT(console_exec(huge) != 0);
+	ST_ASSERT(console_exec(many) != 0);     /* more blocks than there are */
 	return 0;
 }

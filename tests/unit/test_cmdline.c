@@ -141,6 +141,28 @@ static void test_format(void **state)
 	assert_string_equal(buf, "on");
 }
 
+/* Console arguments (`compact N`): a whole number or nothing; "-1" used to
+ * wrap to 2^64-1 through strtoull, a huge number to saturate. */
+static void test_parse_number(void **state)
+{
+	(void)state;
+	uint64_t v = 7;
+	assert_int_equal(cmdline_parse_number("12", &v), 0);
+	assert_int_equal(v, 12);
+	assert_int_equal(cmdline_parse_number("0x10", &v), 0);
+	assert_int_equal(v, 16);
+	assert_int_equal(cmdline_parse_number("18446744073709551615", &v), 0);
+	v = 7;
+	assert_int_equal(cmdline_parse_number("-1", &v), -1);
+	assert_int_equal(cmdline_parse_number("18446744073709551616", &v), -1);
+	assert_int_equal(cmdline_parse_number("99999999999999999999999", &v), -1);
+	assert_int_equal(cmdline_parse_number("12abc", &v), -1);
+	assert_int_equal(cmdline_parse_number("", &v), -1);
+	assert_int_equal(cmdline_parse_number(" 5", &v), -1);
+	assert_int_equal(cmdline_parse_number("5M", &v), -1);
+	assert_int_equal(v, 7);                    /* nothing changed on an error */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -152,6 +174,7 @@ int main(void)
 		cmocka_unit_test_setup(test_overlong_word, setup),
 		cmocka_unit_test_setup(test_set_at_run_time, setup),
 		cmocka_unit_test_setup(test_format, setup),
+		cmocka_unit_test_setup(test_parse_number, setup),
 	};
 	return cmocka_run_group_tests_name("cmdline", tests, NULL, NULL);
 }

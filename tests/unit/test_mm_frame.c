@@ -477,13 +477,21 @@ static void test_free_page_reporting(void **state)
 	assert_int_equal(fa_free_blocks(fa), 6);                 /* isolated: not takeable */
 	struct mm_stats st;
 	fa_stats(fa, &st);
-	assert_int_equal(st.free_in_blocks, 8 * 512);           /* but still free memory */
+	/* nor free memory: the inflate budget, min_free and MEMFREE must not
+	 * count what nobody can allocate until the host acks */
+	assert_int_equal(st.free_in_blocks, 6 * 512);
+	assert_int_equal(st.free, 6 * 512);
+	assert_int_equal(st.isolated, 2 * 512);
+	assert_int_equal(fa_free_pages(fa), 6 * 512);
+	assert_int_equal(st.free + st.isolated + st.kernel + st.movable + st.balloon, st.total);
 	assert_consistent(fa);
 	assert_int_equal(fa_report_done(fa, pfns, 1, 1), MM_OK);
 	assert_int_equal(fa_report_done(fa, pfns + 1, 1, 0), MM_OK);   /* host refused: back as resident */
 	assert_int_equal(fa_report_done(fa, pfns, 1, 1), MM_ESTATE);   /* not isolated any more */
 	fa_stats(fa, &st);
 	assert_int_equal(st.reported, 512);
+	assert_int_equal(st.isolated, 0);
+	assert_int_equal(st.free, 8 * 512);
 	struct frame_info fi;
 	fa_frame_info(fa, pfns[0] + 5, &fi);
 	assert_int_equal(fi.state, FS_REPORTED);
