@@ -237,6 +237,11 @@ int vp_setup_queue(struct vp_dev *vp, uint16_t idx, struct virtq *vq, const char
 		max_size = VIRTQ_MAX_SIZE;
 	while (size > max_size)
 		size /= 2;     /* the driver may shrink a queue; powers of two stay so */
+	/* After a reset the rings of the first set-up are reused (there is no
+	 * way to give DMA memory back here): a device that now offers a larger
+	 * queue gets one that fits them, instead of new rings and a leak. */
+	while (vp->ring[idx].mem && size > 1 && virtq_mem_size(size) > vp->ring[idx].bytes)
+		size /= 2;
 	uint16_t noff = (uint16_t)rd(vp, VP_COMMON, VIRTIO_PCI_COMMON_Q_NOFF, 2);
 	uint64_t at = (uint64_t)noff * vp->notify_mult;
 	if (at + 2 > vp->r[VP_NOTIFY].length) {
@@ -249,7 +254,7 @@ int vp_setup_queue(struct vp_dev *vp, uint16_t idx, struct virtq *vq, const char
 	size_t bytes = virtq_mem_size(size);
 	uint64_t pa = vp->ring[idx].pa;
 	void *mem = vp->ring[idx].mem;
-	if (!mem || vp->ring[idx].bytes < bytes) {
+	if (!mem) {
 		mem = vp->io->dma_alloc(vp, bytes, &pa);
 		if (!mem) {
 			vp_fail(vp, "queue %u (%s): no memory for %zu bytes of rings", idx, name, bytes);

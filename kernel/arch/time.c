@@ -5,21 +5,34 @@
 #include "kernel/arch/time.h"
 #include "klog.h"
 
-#define PIT_HZ 1193182u
 
 static uint64_t tsc_hz, tsc_base;
 static uint64_t ns_mult;   /* ns = ticks * ns_mult >> 32 */
 
-uint64_t tsc_hz_from_pit(uint64_t tsc_ticks, uint32_t pit_ticks)
+
+
+static void cpuid(uint32_t leaf, uint32_t r[4])
 {
-	if (pit_ticks == 0)
-		return 0;
-	return (uint64_t)(((unsigned __int128)tsc_ticks * PIT_HZ) / pit_ticks);
+	__asm__ __volatile__("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(0));
+}
+
+static uint64_t cpuid_tsc_hz(void)
+{
+	uint32_t r0[4], r15[4] = { 0 }, r16[4] = { 0 };
+	cpuid(0, r0);
+	if (r0[0] >= 0x15)
+		cpuid(0x15, r15);
+	if (r0[0] >= 0x16)
+		cpuid(0x16, r16);
+	uint32_t l15[3] = { r15[0], r15[1], r15[2] };
+	return tsc_hz_from_cpuid(r0[0], l15, r16[0]);
 }
 
 /* One-shot on PIT channel 2 (gate through port 0x61, no IRQ): TSC ticks
- * while the counter runs down `pit_ticks`. Bounded: ~0 if the PIT is absent. */
-static uint64_t pit_measure(uint16_t pit_ticks)
+ * while the counter runs down `pit_ticks`. Bounded by TSC time, not by a
+ * count of port reads (each can cost microseconds under emulation): ~0 if
+ * the PIT is absent or never counts within `tsc_limit` ticks. */
+static uint64_t pit_measure(uint16_t pit_ticks, uint64_t tsc_limit)
 {
 	uint8_t gate = inb(0x61);
 	outb(0x61, (gate & ~0x02) | 0x01);     /* gate on, speaker off */
@@ -27,9 +40,11 @@ static uint64_t pit_measure(uint16_t pit_ticks)
 	outb(0x42, pit_ticks & 0xff);
 	outb(0x42, pit_ticks >> 8);
 	uint64_t start = rdtsc();
-	for (uint64_t spins = 0; !(inb(0x61) & 0x20); spins++)
-		if (spins > 100000000ull)
+	while (!(inb(0x61) & 0x20))
+		if (rdtsc() - start > tsc_limit) {
+			outb(0x61, gate);
 			return 0;
+		}
 	uint64_t end = rdtsc();
 	outb(0x61, gate);
 	return end - start;
@@ -50,13 +65,19 @@ static int within_2pct(uint64_t a, uint64_t b)
 int time_init(uint64_t loader_tsc_hz)
 {
 	tsc_base = rdtsc();
+	/* A guess of the rate bounds each 10 ms PIT run at ~100 ms of TSC time:
+	 * the loader's figure, else CPUID's, else 4e9 ticks (1 s at 4 GHz). */
+	uint64_t cpuid_hz = cpuid_tsc_hz();
+	uint64_t guess = loader_tsc_hz >= 10000000ull ? loader_tsc_hz : cpuid_hz;
+	uint64_t limit = guess ? guess / 10 : 4000000000ull;
 	/* One 10 ms PIT run is enough when it agrees with the loader's figure
 	 * (measured against UEFI's Stall); otherwise take the median of three so
-	 * a run stretched by the host does not skew the clock. */
-	uint64_t hz = tsc_hz_from_pit(pit_measure(11932), 11932);
-	if (!loader_tsc_hz || !within_2pct(hz, loader_tsc_hz)) {
-		uint64_t r[3] = { hz, tsc_hz_from_pit(pit_measure(11932), 11932),
-		                  tsc_hz_from_pit(pit_measure(11932), 11932) };
+	 * a run stretched by the host does not skew the clock - unless the first
+	 * run found no PIT at all, which two more would only confirm slowly. */
+	uint64_t hz = tsc_hz_from_pit(pit_measure(11932, limit), 11932);
+	if (hz && (!loader_tsc_hz || !within_2pct(hz, loader_tsc_hz))) {
+		uint64_t r[3] = { hz, tsc_hz_from_pit(pit_measure(11932, limit), 11932),
+		                  tsc_hz_from_pit(pit_measure(11932, limit), 11932) };
 		for (int i = 0; i < 2; i++)
 			for (int j = i + 1; j < 3; j++)
 				if (r[j] < r[i]) { uint64_t t = r[i]; r[i] = r[j]; r[j] = t; }
@@ -66,13 +87,17 @@ int time_init(uint64_t loader_tsc_hz)
 			     hz / 1000, loader_tsc_hz / 1000);
 	}
 	if (hz < 10000000ull) {
-		if (loader_tsc_hz < 10000000ull) {
+		if (loader_tsc_hz >= 10000000ull) {
+			hz = loader_tsc_hz;
+			klog("time: PIT calibration failed; using the loader's %lu kHz", hz / 1000);
+		} else if (cpuid_hz >= 10000000ull) {
+			hz = cpuid_hz;
+			klog("time: PIT calibration failed; using CPUID's %lu kHz", hz / 1000);
+		} else {
 			set_rate(1000000000ull);
-			klog("time: cannot calibrate the TSC (no PIT, no loader figure); assuming 1 GHz");
+			klog("time: cannot calibrate the TSC (no PIT, no loader or CPUID figure); assuming 1 GHz");
 			return -1;
 		}
-		hz = loader_tsc_hz;
-		klog("time: PIT calibration failed; using the loader's %lu kHz", hz / 1000);
 	}
 	set_rate(hz);
 	return 0;

@@ -15,8 +15,11 @@ uint64_t time_tsc_hz(void);
 uint64_t tsc_to_ns(uint64_t ticks);
 void udelay(uint64_t us);
 
-/* Pure helper, host-tested: TSC Hz from a tick count over a PIT interval. */
+/* Pure helpers, host-tested: TSC Hz from a tick count over a PIT interval;
+ * from CPUID leaves 0x15 (eax, ebx, ecx) and 0x16 (eax) given the highest
+ * leaf, 0 if they do not say. */
 uint64_t tsc_hz_from_pit(uint64_t tsc_ticks, uint32_t pit_ticks);
+uint64_t tsc_hz_from_cpuid(uint32_t max_leaf, const uint32_t l15[3], uint32_t l16_eax);
 
 /* Local APIC (kernel/arch/lapic.c): lapic_enable masks the 8259s, enables the
  * APIC and returns the physical address of its registers; lapic_attach takes

@@ -602,6 +602,30 @@ static void test_queue_size_shrunk(void **state)
 	fake_vpci_free(&F);
 }
 
+/* A device that comes back from a reset offering a larger queue: the ring
+ * of the first set-up is reused (it used to be replaced, leaking the old
+ * one each time), so the queue stays at the size that ring holds. */
+static void test_queue_larger_after_reset_keeps_its_ring(void **state)
+{
+	(void)state;
+	fake_vpci_init(&F);
+	F.qmax[0] = 64;
+	uint64_t want = balloon_features_wanted(F.host_features);
+	assert_int_equal(bring_up(want, 1), 0);
+	assert_int_equal(Q[0].num, 64);
+	void *ring = VP.ring[0].mem;
+	unsigned allocs = F.dma_allocs;
+	F.qmax[0] = 256;
+	assert_int_equal(vp_begin(&VP), 0);
+	assert_int_equal(vp_set_features(&VP, want & vp_device_features(&VP)), 0);
+	assert_int_equal(vp_setup_queue(&VP, 0, &Q[0], "q", 128), 0);
+	assert_ptr_equal(VP.ring[0].mem, ring);
+	assert_int_equal(F.dma_allocs, allocs);
+	assert_int_equal(Q[0].num, 64);
+	assert_int_equal(F.q[0].size, 64);
+	fake_vpci_free(&F);
+}
+
 static void test_notify_offset_out_of_range(void **state)
 {
 	(void)state;
@@ -667,6 +691,7 @@ int main(void)
 		cmocka_unit_test(test_queue_size_zero_is_absent),
 		cmocka_unit_test(test_queue_size_not_power_of_two),
 		cmocka_unit_test(test_queue_size_shrunk),
+		cmocka_unit_test(test_queue_larger_after_reset_keeps_its_ring),
 		cmocka_unit_test(test_notify_offset_out_of_range),
 		cmocka_unit_test(test_reset_never_completes),
 		cmocka_unit_test(test_config_generation),
