@@ -12,22 +12,27 @@
  *                      page faults (any #PF is a panic, kernel/arch/arch.c), so
  *                      whenever a buffer can be sent the count is 0.
  *   MEMFREE            free frames (mem_ops free_pages: the allocator's free
- *                      count, balloon frames excluded, reported and isolated
- *                      blocks included: they are free).
- *   MEMTOT             frames the allocator manages (total_pages), balloon
- *                      included: like Linux with DEFLATE_ON_OOM, the balloon
- *                      is memory the guest can get back; `mem` prints the same.
+ *                      count; balloon frames and blocks isolated for a report
+ *                      in flight excluded, reported blocks included).
+ *   MEMTOT             Linux's convention, which host tools build on (libvirt
+ *                      shows it as `available`; managers compute "used" as
+ *                      MEMTOT - AVAIL): the frames the allocator manages
+ *                      minus the ballooned ones (acked: `actual`), unless
+ *                      DEFLATE_ON_OOM is negotiated - then the balloon is
+ *                      memory the guest can take back, and stays counted.
  *   CACHES             what the shrinkers could free now (reclaim count).
  *   AVAIL              MEMFREE + CACHES: what an allocation could get without
  *                      touching the balloon.
- *   HTLB_PGALLOC/FAIL  not sent: there is no hugetlb pool (the host shows
- *                      them as absent rather than as a made-up 0).
+ *   HTLB_PGALLOC/FAIL  0, and true: there is no hugetlb pool, so no huge page
+ *                      was ever allocated or failed (Linux sends them too).
  */
 unsigned balloon_stats_fill(const struct balloon *b, struct virtio_balloon_stat *out, unsigned max)
 {
 	uint64_t free = b->s.mops->free_pages(b->s.mctx);
 	uint64_t total = b->s.mops->total_pages(b->s.mctx);
 	uint64_t caches = b->s.rops ? b->s.rops->count(b->s.rctx) : 0;
+	if (!((b->s.features >> VIRTIO_BALLOON_F_DEFLATE_ON_OOM) & 1))
+		total -= min_u64(total, balloon_actual(b));
 	const struct virtio_balloon_stat all[] = {
 		{ VIRTIO_BALLOON_S_SWAP_IN, 0 },
 		{ VIRTIO_BALLOON_S_SWAP_OUT, 0 },
@@ -37,6 +42,8 @@ unsigned balloon_stats_fill(const struct balloon *b, struct virtio_balloon_stat 
 		{ VIRTIO_BALLOON_S_MEMTOT, total << 12 },
 		{ VIRTIO_BALLOON_S_AVAIL, (free + caches) << 12 },
 		{ VIRTIO_BALLOON_S_CACHES, caches << 12 },
+		{ VIRTIO_BALLOON_S_HTLB_PGALLOC, 0 },
+		{ VIRTIO_BALLOON_S_HTLB_PGFAIL, 0 },
 	};
 	unsigned n = 0;
 	for (; n < max && n < sizeof all / sizeof all[0]; n++)

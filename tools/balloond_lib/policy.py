@@ -111,6 +111,8 @@ class GuestState:
     stuck: int = 0
     hands_off_until: float = 0.0  # not a donor before this (asked back / could not give)
     reason: str = "joined"
+    short_since: float = None     # when it was first seen short (for the relief time)
+    relief_pending: bool = False  # given memory because short; relief when reached
 
 
 @dataclass
@@ -151,6 +153,7 @@ class Policy:
         self.s = settings or Settings()
         self.guests = {}          # name -> GuestState
         self.pressure = False
+        self.pressure_since = None
         self.no_donor_said = False
 
     # ------------------------------------------------------------ helpers
@@ -229,6 +232,10 @@ class Policy:
                 st.last_used = used
             st.last_actual = o.actual
             reached = abs(o.actual - st.target) <= TOL
+            if reached and st.relief_pending and st.short_since is not None:
+                out.append(Decision("relief", o.name, reason=f"has {mib(o.actual)} "
+                                    f"{now - st.short_since:.2f} s after it ran short"))
+                st.relief_pending, st.short_since = False, None
             stats_after = o.stats_time is not None and o.stats_time >= st.changed_at + 1
             if reached and (stats_after or now - st.changed_at >= s.stale) and avail is not None:
                 settled[o.name] = avail
@@ -238,13 +245,14 @@ class Policy:
         psi_cool = s.psi_on <= 0 or host.psi is None or host.psi < s.psi_on / 2
         was = self.pressure
         if not self.pressure and (host.headroom < s.low or psi_hot):
-            self.pressure = True
+            self.pressure, self.pressure_since = True, now
             why = f"headroom {mib(host.headroom)} < low {mib(s.low)}" if host.headroom < s.low \
                 else f"PSI some avg10 {host.psi:.1f}% >= {s.psi_on:.1f}%"
             out.append(Decision("pressure", reason=f"on: {why}"))
         elif self.pressure and host.headroom >= s.high and psi_cool:
             self.pressure = False
-            out.append(Decision("pressure", reason=f"off: headroom {mib(host.headroom)} >= high {mib(s.high)}"))
+            out.append(Decision("pressure", reason=f"off: headroom {mib(host.headroom)} >= high {mib(s.high)}, "
+                                f"{now - self.pressure_since:.2f} s after it came"))
         if was and not self.pressure:
             self.no_donor_said = False
 
@@ -258,6 +266,10 @@ class Policy:
             if o.name in settled and settled[o.name] < s.guest_low and st.target < self.cap(o) - TOL:
                 short.append(o)
         short.sort(key=lambda o: self.per_share(settled[o.name], o))
+        for o in short:
+            st = self.guests[o.name]
+            if st.short_since is None:
+                st.short_since = now
         budget = host.headroom - s.low - grants
         unmet = 0
         for o in short:
@@ -268,6 +280,7 @@ class Policy:
             if give > 0:
                 budget -= give
                 st.grant += give
+                st.relief_pending = True
                 set_target(o, st, st.target + give, "deflate", why)
             if want > give:
                 unmet += want - give
