@@ -132,8 +132,9 @@ struct balloon_vq_layout {
 void balloon_vq_layout(uint64_t offered, struct balloon_vq_layout *out);
 
 /* The features this driver accepts out of `offered`: VERSION_1 (required: 0
- * is returned if it is missing), STATS_VQ, MUST_TELL_HOST (we always tell
- * first, so accepting it costs nothing), DEFLATE_ON_OOM, REPORTING.
+ * is returned if it is missing), ACCESS_PLATFORM (the spec's SHOULD; see
+ * proto.h), STATS_VQ, MUST_TELL_HOST (we always tell first, so accepting it
+ * costs nothing), DEFLATE_ON_OOM, REPORTING.
  * Declined: FREE_PAGE_HINT (migration hinting, not implemented) and
  * PAGE_POISON (we do not poison freed pages; accepting it with a zero
  * poison_val would only restate that). */

@@ -24,6 +24,7 @@ uint64_t balloon_features_wanted(uint64_t offered)
 	if (!(offered & (1ull << VIRTIO_F_VERSION_1)))
 		return 0;
 	uint64_t ok = (1ull << VIRTIO_F_VERSION_1) |
+	              (1ull << VIRTIO_F_ACCESS_PLATFORM) |
 	              (1ull << VIRTIO_BALLOON_F_STATS_VQ) |
 	              (1ull << VIRTIO_BALLOON_F_MUST_TELL_HOST) |
 	              (1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM) |

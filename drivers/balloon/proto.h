@@ -18,6 +18,11 @@
 #define VIRTIO_BALLOON_F_PAGE_POISON      4
 #define VIRTIO_BALLOON_F_REPORTING        5
 #define VIRTIO_F_VERSION_1                32
+/* The device reaches memory through the platform's DMA translation (an
+ * IOMMU, or memory encryption): QEMU with iommu_platform=on offers it and
+ * refuses FEATURES_OK without it. The kernel enables no IOMMU, so DMA
+ * addresses stay guest-physical and accepting it changes nothing else. */
+#define VIRTIO_F_ACCESS_PLATFORM          33
 #define VIRTIO_BALLOON_PFN_SHIFT          12
 
 /* Device config space offsets (all le32). */

@@ -250,6 +250,7 @@ void virtio_balloon_feature_names(uint64_t f, char *buf, size_t len)
 		{ VIRTIO_BALLOON_F_FREE_PAGE_HINT, "free-page-hint" },
 		{ VIRTIO_BALLOON_F_PAGE_POISON, "page-poison" },
 		{ VIRTIO_BALLOON_F_REPORTING, "page-reporting" },
+		{ VIRTIO_F_ACCESS_PLATFORM, "access-platform" },
 	};
 	size_t o = 0;
 	buf[0] = 0;

@@ -50,11 +50,12 @@ def image_variant(build, image, name, remove=(), add=None):
 class Qemu:
     def __init__(self, build, image, name, cmdline=None, mem_mb=512,
                  balloon="modern", balloon_props=None, hugetlb_path=None,
-                 debug_exit=True, extra=()):
+                 debug_exit=True, extra=(), machine="q35"):
         self.build, self.image, self.name = build, image, name
         self.cmdline, self.mem_mb = cmdline, mem_mb
         self.balloon, self.balloon_props = balloon, balloon_props or {}
         self.hugetlb_path, self.debug_exit, self.extra = hugetlb_path, debug_exit, list(extra)
+        self.machine = machine   # "q35", or "pc" (i440fx: QEMU's and virt-install's default)
         self.dir = os.path.join(build, "qemu", name)
         os.makedirs(self.dir, exist_ok=True)
         self.qmp_path = os.path.join(self.dir, "qmp.sock")
@@ -67,7 +68,7 @@ class Qemu:
     def argv(self):
         vars_copy = os.path.join(self.dir, "ovmf_vars.fd")
         shutil.copyfile(OVMF_VARS, vars_copy)
-        machine = "q35,accel=tcg"
+        machine = f"{self.machine},accel=tcg"
         a = ["qemu-system-x86_64", "-cpu", "max", "-m", str(self.mem_mb),
              "-nodefaults", "-no-user-config", "-display", "none", "-net", "none",
              "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",

@@ -1,8 +1,10 @@
 """scn_balloon.py - the balloon end to end against real QEMU: QMP moves the
 target, the guest answers, and the host's own accounting (the QEMU process's
 RSS, the kernel's free huge pages) shows memory really released."""
+import time
+
 from balloon_host import (app_check, app_fill, app_release_all, boot_to_prompt, console,
-                          guest_mib, rss_mib, set_target)
+                          enable_stats, guest_mib, guest_stats, rss_mib, set_target)
 from hugetlb import Unavailable, hugetlb_pool, meminfo
 from scenarios import check, scenario
 
@@ -116,3 +118,43 @@ def balloon_unreachable_target(ctx):
     check(noise <= 4, f"{noise} balloon lines for one unreachable target")
     app_check(vm)
     console(vm, "balloon check", r"balloon: books consistent", 30)
+
+
+@scenario("balloon_iommu_platform")
+def balloon_iommu_platform(ctx):
+    """A device with iommu_platform=on (as confidential-VM setups configure
+    it) refuses FEATURES_OK unless the driver accepts ACCESS_PLATFORM; with
+    it the balloon inflates and deflates as usual (no IOMMU is enabled in the
+    guest, so DMA addresses are guest-physical)."""
+    vm = ctx.vm(mem_mb=512, balloon_props={"iommu_platform": "on"})
+    boot_to_prompt(vm)
+    vm.wait_for(r"virtio-balloon: using .*access-platform", 5)
+    got, _ = set_target(vm, 384)
+    check(abs(got - 384) < 2, f"inflate stopped at {got:.0f} MiB")
+    got, _ = set_target(vm, 512)
+    check(abs(got - 512) < 2, f"deflate stopped at {got:.0f} MiB")
+    console(vm, "balloon check", r"balloon: books consistent")
+
+
+@scenario("balloon_pc_machine")
+def balloon_pc_machine(ctx):
+    """The i440fx `pc` machine, as QEMU and a stock `virt-install --boot uefi`
+    give it: no MCFG (config space through port I/O), a transitional
+    virtio-balloon-pci on the root bus, INTx through the PIIX routing.
+    Inflate, deflate and stats work as on q35."""
+    vm = ctx.vm(mem_mb=512, machine="pc", balloon="transitional")
+    boot_to_prompt(vm)
+    vm.wait_for(r"using port I/O", 5)
+    vm.wait_for(r"virtio-balloon: .* transitional", 5)
+    got, _ = set_target(vm, 384)
+    check(abs(got - 384) < 2, f"inflate stopped at {got:.0f} MiB")
+    text = console(vm, "balloon", r"^interrupts: (.*)").group(1)
+    check(text.startswith("INTx line") and "0 configuration changes" not in text,
+          f"the target did not arrive as an INTx configuration interrupt: {text!r}")
+    enable_stats(vm, 1)
+    stats, _ = guest_stats(vm, newer_than=int(time.time()))
+    check(stats.get("stat-free-memory", 0) > 0, f"no guest stats on the pc machine: {stats}")
+    got, _ = set_target(vm, 512)
+    check(abs(got - 512) < 2, f"deflate stopped at {got:.0f} MiB")
+    console(vm, "balloon check", r"balloon: books consistent")
+    ctx.note(f"pc machine: {text}")

@@ -268,6 +268,10 @@ static void test_queue_numbering(void **state)
 	                 V | S | R | (1ull << VIRTIO_BALLOON_F_MUST_TELL_HOST) |
 	                 (1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM));
 	assert_int_equal(balloon_features_wanted(V), V);
+	/* a device behind the platform's DMA translation (QEMU iommu_platform=on)
+	 * refuses FEATURES_OK unless ACCESS_PLATFORM is accepted */
+	uint64_t A = 1ull << VIRTIO_F_ACCESS_PLATFORM;
+	assert_int_equal(balloon_features_wanted(V | A | S), V | A | S);
 }
 
 static void test_init_rejects_bad_setup(void **state)

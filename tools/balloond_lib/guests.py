@@ -78,7 +78,7 @@ class QmpGuest:
             self._x("query-balloon")
             self.old_interval = self._x("qom-get", {"path": self.balloon_path,
                                                     "property": "guest-stats-polling-interval"})
-            if self.old_interval != self.stats_interval:
+            if self.stats_interval is not None and self.old_interval != self.stats_interval:
                 self._x("qom-set", {"path": self.balloon_path, "property": "guest-stats-polling-interval",
                                     "value": self.stats_interval})
         except GuestError:
@@ -116,7 +116,8 @@ class QmpGuest:
 
     def restore(self):
         """Put back the stats polling interval found on connect."""
-        if self.q is not None and self.old_interval is not None and self.old_interval != self.stats_interval:
+        if self.q is not None and self.stats_interval is not None and self.old_interval is not None \
+                and self.old_interval != self.stats_interval:
             self._x("qom-set", {"path": self.balloon_path, "property": "guest-stats-polling-interval",
                                 "value": self.old_interval})
 
@@ -153,7 +154,8 @@ class LibvirtGuest:
             conn = libvirt.open(self.uri)
             self.dom = conn.lookupByName(self.domain)
             self.ram = self.dom.maxMemory() * 1024
-            self.dom.setMemoryStatsPeriod(self.stats_interval, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            if self.stats_interval is not None:
+                self.dom.setMemoryStatsPeriod(self.stats_interval, libvirt.VIR_DOMAIN_AFFECT_LIVE)
         except libvirt.libvirtError as e:
             raise GuestError(f"libvirt: {e}") from None
 
@@ -281,7 +283,8 @@ class Fleet:
             if restore:
                 try:
                     g.restore()
-                    if g.old_interval is not None and g.old_interval != g.stats_interval:
+                    if g.stats_interval is not None and g.old_interval is not None \
+                            and g.old_interval != g.stats_interval:
                         said.append(f"{name}: stats polling back to {g.old_interval} s")
                 except GuestError as e:
                     said.append(f"{name}: could not restore stats polling ({e})")

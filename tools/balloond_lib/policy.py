@@ -266,10 +266,12 @@ class Policy:
             if o.name in settled and settled[o.name] < s.guest_low and st.target < self.cap(o) - TOL:
                 short.append(o)
         short.sort(key=lambda o: self.per_share(settled[o.name], o))
-        for o in short:
+        for o in observations:
             st = self.guests[o.name]
-            if st.short_since is None:
+            if o in short and st.short_since is None:
                 st.short_since = now
+            elif o.name in settled and o not in short and not st.relief_pending:
+                st.short_since = None
         budget = host.headroom - s.low - grants
         unmet = 0
         for o in short:
