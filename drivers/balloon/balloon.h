@@ -131,6 +131,20 @@ struct balloon_vq_layout {
 };
 void balloon_vq_layout(uint64_t offered, struct balloon_vq_layout *out);
 
+/* The spec instead fixes the indexes (0 inflate, 1 deflate, 2 stats, 3 free
+ * page hint, 4 reporting), and the virtio maintainers call consecutive
+ * numbering out of spec; the two differ for reporting when hinting is not
+ * offered (QEMU: 3, spec: 4). Do not guess: a queue that exists has a
+ * nonzero size. Given the sizes the device shows at both candidate indexes,
+ * the reporting queue's index (-1: none exists) and, in *convention, which
+ * numbering the device follows. Both existing: the spec's, if the device has
+ * more queues than its offered features imply (it then numbers by the spec's
+ * slots), else the consecutive one. */
+#define BALLOON_SPEC_VQ_REPORTING 4
+int balloon_pick_reporting_vq(const struct balloon_vq_layout *l, unsigned num_queues,
+                              uint16_t size_consecutive, uint16_t size_spec,
+                              const char **convention);
+
 /* The features this driver accepts out of `offered`: VERSION_1 (required: 0
  * is returned if it is missing), ACCESS_PLATFORM (the spec's SHOULD; see
  * proto.h), STATS_VQ, MUST_TELL_HOST (we always tell first, so accepting it

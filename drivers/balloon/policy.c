@@ -19,6 +19,30 @@ void balloon_vq_layout(uint64_t offered, struct balloon_vq_layout *l)
 	l->count = (unsigned)next;
 }
 
+int balloon_pick_reporting_vq(const struct balloon_vq_layout *l, unsigned num_queues,
+                              uint16_t size_consecutive, uint16_t size_spec,
+                              const char **convention)
+{
+	int c = l->reporting, s = BALLOON_SPEC_VQ_REPORTING;
+	*convention = "none";
+	if (c < 0)
+		return -1;
+	if (c == s) {
+		*convention = "consecutive and fixed numbering agree";
+		return size_consecutive ? c : -1;
+	}
+	int has_c = size_consecutive != 0, has_s = size_spec != 0;
+	if (has_c && (!has_s || num_queues <= l->count)) {
+		*convention = "numbered by the offered features (QEMU's rule)";
+		return c;
+	}
+	if (has_s) {
+		*convention = "the spec's fixed index";
+		return s;
+	}
+	return -1;
+}
+
 uint64_t balloon_features_wanted(uint64_t offered)
 {
 	if (!(offered & (1ull << VIRTIO_F_VERSION_1)))

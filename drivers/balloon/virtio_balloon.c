@@ -176,7 +176,7 @@ static int setup_queues(struct virtio_balloon_dev *d)
 		else
 			d->has_stats = 1;
 	}
-	if (d->vp.features & (1ull << VIRTIO_BALLOON_F_REPORTING)) {
+	if ((d->vp.features & (1ull << VIRTIO_BALLOON_F_REPORTING)) && l->reporting >= 0) {
 		int rc = vp_setup_queue(&d->vp, (uint16_t)l->reporting, &d->report_vq, "balloon-report",
 		                        BALLOON_REPORT_DESCS);
 		if (rc == -ENOENT)
@@ -287,10 +287,24 @@ static int bring_up(struct virtio_balloon_dev *d, int first)
 		     d->vp.num_queues, d->layout.count);
 	if (d->layout.stats >= d->vp.num_queues)
 		wanted &= ~(1ull << VIRTIO_BALLOON_F_STATS_VQ);
-	if (d->layout.reporting >= d->vp.num_queues)
+	if (d->layout.reporting >= d->vp.num_queues && BALLOON_SPEC_VQ_REPORTING >= d->vp.num_queues)
 		wanted &= ~(1ull << VIRTIO_BALLOON_F_REPORTING);
 	if (vp_set_features(&d->vp, wanted) != 0)
 		return -1;
+	if (d->vp.features & (1ull << VIRTIO_BALLOON_F_REPORTING)) {
+		/* Where is the reporting queue? Look, do not guess (balloon.h). */
+		const char *conv;
+		int consecutive = d->layout.reporting;
+		d->layout.reporting = balloon_pick_reporting_vq(
+			&d->layout, d->vp.num_queues,
+			consecutive >= 0 ? vp_queue_size(&d->vp, (uint16_t)consecutive) : 0,
+			vp_queue_size(&d->vp, BALLOON_SPEC_VQ_REPORTING), &conv);
+		if (first && d->layout.reporting < 0)
+			klog("virtio-balloon: PAGE_REPORTING offered but neither queue %d nor %d exists; "
+			     "no reporting", consecutive, BALLOON_SPEC_VQ_REPORTING);
+		else if (first)
+			klog("virtio-balloon: reporting queue %d (%s)", d->layout.reporting, conv);
+	}
 	setup_interrupts(d);
 	if (setup_queues(d) != 0)
 		return -1;

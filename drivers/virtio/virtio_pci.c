@@ -214,6 +214,14 @@ int vp_set_config_vector(struct vp_dev *vp, uint16_t entry)
 	return -1;
 }
 
+uint16_t vp_queue_size(struct vp_dev *vp, uint16_t idx)
+{
+	if (vp->failed || idx >= vp->num_queues || idx >= VP_MAX_QUEUES)
+		return 0;
+	wr(vp, VP_COMMON, VIRTIO_PCI_COMMON_Q_SELECT, 2, idx);
+	return (uint16_t)rd(vp, VP_COMMON, VIRTIO_PCI_COMMON_Q_SIZE, 2);
+}
+
 int vp_setup_queue(struct vp_dev *vp, uint16_t idx, struct virtq *vq, const char *name,
                    uint16_t max_size)
 {

@@ -148,6 +148,9 @@ const char *vp_health_name(enum vp_health h);
 uint64_t vp_device_features(struct vp_dev *vp);
 /* Write `wanted`, set FEATURES_OK and read it back. 0, or -1 (FAILED set). */
 int vp_set_features(struct vp_dev *vp, uint64_t wanted);
+/* The size the device offers for queue `idx` (select + read), 0 if the
+ * device has no such queue. Changes nothing else. */
+uint16_t vp_queue_size(struct vp_dev *vp, uint16_t idx);
 /* Set up queue `idx` on `vq` with at most `max_size` entries.
  * 0; -ENOENT if the device has no such queue (size 0, nothing changed);
  * -1 on a hostile or impossible answer (FAILED set, one line).

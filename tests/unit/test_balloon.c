@@ -274,6 +274,36 @@ static void test_queue_numbering(void **state)
 	assert_int_equal(balloon_features_wanted(V | A | S), V | A | S);
 }
 
+/* The reporting queue is found by what the device shows, for QEMU's
+ * consecutive numbering and for the spec's fixed index alike. */
+static void test_reporting_queue_either_convention(void **state)
+{
+	(void)state;
+	const uint64_t V = 1ull << VIRTIO_F_VERSION_1, S = 1ull << VIRTIO_BALLOON_F_STATS_VQ,
+	               R = 1ull << VIRTIO_BALLOON_F_REPORTING, H = 1ull << VIRTIO_BALLOON_F_FREE_PAGE_HINT;
+	struct balloon_vq_layout l;
+	const char *conv;
+	balloon_vq_layout(V | S | R, &l);
+	assert_int_equal(l.reporting, 3);
+	/* QEMU 7.2: queues 0..3, reporting at 3 */
+	assert_int_equal(balloon_pick_reporting_vq(&l, 4, 32, 0, &conv), 3);
+	assert_non_null(strstr(conv, "QEMU"));
+	/* a device that follows the spec: queue 3 (hinting) absent, reporting at 4 */
+	assert_int_equal(balloon_pick_reporting_vq(&l, 5, 0, 32, &conv), 4);
+	assert_non_null(strstr(conv, "spec"));
+	/* ... with a hinting queue present although hinting is not offered */
+	assert_int_equal(balloon_pick_reporting_vq(&l, 5, 128, 32, &conv), 4);
+	/* neither exists: no reporting */
+	assert_int_equal(balloon_pick_reporting_vq(&l, 5, 0, 0, &conv), -1);
+	/* hinting offered too: both conventions say 4 */
+	balloon_vq_layout(V | S | H | R, &l);
+	assert_int_equal(balloon_pick_reporting_vq(&l, 5, 32, 32, &conv), 4);
+	assert_int_equal(balloon_pick_reporting_vq(&l, 5, 0, 0, &conv), -1);
+	/* reporting not offered */
+	balloon_vq_layout(V | S, &l);
+	assert_int_equal(balloon_pick_reporting_vq(&l, 3, 0, 0, &conv), -1);
+}
+
 static void test_init_rejects_bad_setup(void **state)
 {
 	(void)state;
@@ -748,6 +778,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_queue_numbering),
+		cmocka_unit_test(test_reporting_queue_either_convention),
 		cmocka_unit_test(test_init_rejects_bad_setup),
 		cmocka_unit_test(test_inflate_whole_blocks),
 		cmocka_unit_test(test_many_in_flight_actual_follows_acks),

@@ -36,7 +36,8 @@ The rules, in the order a tick applies them
      guest per tick, never below min, never below guest_keep of available.
   6. Without pressure and with nobody short: memory goes back to ballooned
      guests, least idle per share first, a step per tick, as far as headroom
-     above `high` minus memory handed out and not yet used allows; and when
+     above `high` minus memory handed out and not yet used (for at most
+     `promise_ttl` seconds) allows; and when
      the host has no room for that, idle memory is moved: the idlest guest
      (per share) gives a step if it has more than `balance_gap` more idle
      memory per 1000 shares than a ballooned guest.
@@ -75,6 +76,7 @@ class Settings:
     stuck_ticks: int = 4          # ticks without progress toward an inflation target = cannot give
     cooldown: float = 20.0        # seconds a guest that asked back or could not give is left alone
     stale: float = 10.0           # statistics older than this are unknown
+    promise_ttl: float = 30.0     # memory handed out and not used counts against headroom this long
 
 
 @dataclass
@@ -107,6 +109,7 @@ class GuestState:
     last_actual: int
     changed_at: float             # wall time of the last target change
     grant: int = 0                # handed out and not yet used by the guest
+    granted_at: float = 0.0
     last_used: int = None
     stuck: int = 0
     hands_off_until: float = 0.0  # not a donor before this (asked back / could not give)
@@ -224,11 +227,15 @@ class Policy:
                     st.stuck = 0
             else:
                 st.stuck = 0
+            if st.grant and now - st.granted_at > s.promise_ttl:
+                st.grant = 0      # not used in promise_ttl: if it ever is, pressure will say so
             avail = self.fresh_avail(o, now)
             if avail is not None:
                 used = o.actual - avail
-                if st.last_used is not None and used > st.last_used:
-                    st.grant = max(0, st.grant - (used - st.last_used))
+                # Used memory that grows eats the promise; memory the guest frees
+                # is still resident and is reused before anything new is touched.
+                if st.last_used is not None and used != st.last_used:
+                    st.grant = max(0, st.grant - abs(used - st.last_used))
                 st.last_used = used
             st.last_actual = o.actual
             reached = abs(o.actual - st.target) <= TOL
@@ -281,7 +288,7 @@ class Policy:
             why = f"short: available {mib(settled[o.name])} < {mib(s.guest_low)}"
             if give > 0:
                 budget -= give
-                st.grant += give
+                st.grant, st.granted_at = st.grant + give, now
                 st.relief_pending = True
                 set_target(o, st, st.target + give, "deflate", why)
             if want > give:
@@ -334,7 +341,7 @@ class Policy:
                 if give <= 0:
                     continue
                 budget -= give
-                st.grant += give
+                st.grant, st.granted_at = st.grant + give, now
                 gave = True
                 set_target(o, st, st.target + give, "deflate",
                            f"pressure gone: host has room (headroom {mib(host.headroom)}); idle {mib(settled[o.name])}")
