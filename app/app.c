@@ -113,13 +113,16 @@ static uint64_t cache_count(void *ctx)
 }
 
 /* Whole pieces only, never more than asked: the registry trusts no more. */
+/* Whole pieces, never more than asked - except that a request smaller than
+ * one piece gets one piece (its declared unit): at OOM an allocation of a
+ * few pages must not get nothing while the cache holds megabytes. */
 static uint64_t cache_scan(void *ctx, uint64_t pages)
 {
 	struct app *a = ctx;
 	uint64_t freed = 0;
 	while (a->cache.n) {
 		uint64_t pp = a->cache.v[a->cache.n - 1].bytes / PAGE_SIZE;
-		if (freed + pp > pages)
+		if (freed + pp > pages && freed)
 			break;
 		remove_piece(&a->cache, a->cache.n - 1);
 		freed += pp;
@@ -464,6 +467,8 @@ int app_init(struct app *a, const char *name, uint64_t chunk_bytes, int shrinker
 	char sname[SHRINKER_NAME_MAX];
 	snprintf(sname, sizeof sname, "%s-cache", a->name);
 	a->shrinker_id = shrinker_register(sname, shrinker_prio, cache_count, cache_scan, a);
+	if (a->shrinker_id > 0)
+		shrinker_set_unit(a->shrinker_id, APP_CACHE_PIECE / PAGE_SIZE);
 	return 0;
 }
 

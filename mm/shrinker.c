@@ -23,6 +23,7 @@ struct shrinker {
 	shrinker_count_fn count;
 	shrinker_scan_fn scan;
 	void *ctx;
+	uint64_t unit;          /* pages it frees at once (shrinker_set_unit) */
 	uint64_t calls, freed, bad_answers;
 	int warned;             /* its one "bad answer" line was printed */
 };
@@ -83,6 +84,7 @@ int shrinker_register(const char *name, int priority, shrinker_count_fn count,
 		s->count = count;
 		s->scan = scan;
 		s->ctx = ctx;
+		s->unit = 1;
 		return (int)s->seq;
 	}
 	klog("shrinker: table full (%d shrinkers); '%s' not registered", SHRINKER_MAX, name);
@@ -95,6 +97,15 @@ int shrinker_unregister(int id)
 	if (!s)
 		return -1;
 	s->used = 0;
+	return 0;
+}
+
+int shrinker_set_unit(int id, uint64_t pages)
+{
+	struct shrinker *s = id > 0 ? find_seq((uint64_t)id) : NULL;
+	if (!s || !pages)
+		return -1;
+	s->unit = pages;
 	return 0;
 }
 
@@ -122,24 +133,27 @@ uint64_t shrinker_reclaim(uint64_t pages_wanted)
 		if (can == 0)
 			continue;
 		uint64_t ask = min_u64(goal - freed, can);
+		/* asked for less than its piece, it may free one piece */
+		uint64_t allowed = ask > s->unit ? ask : min_u64(s->unit, can);
 		char name[SHRINKER_NAME_MAX];
 		memcpy(name, s->name, sizeof name);   /* scan() may unregister it */
 		uint64_t got = s->scan(s->ctx, ask);
-		uint64_t counted = min_u64(got, ask);
+		uint64_t counted = min_u64(got, allowed);
 		freed += counted;
 		s = find_seq(seq);
 		if (s) {
 			s->calls++;
 			s->freed += counted;
 		}
-		if (got > ask) {
+		if (got > allowed) {
 			if (s)
 				s->bad_answers++;
 			if (!s || !s->warned)
 				klog("shrinker: '%s' claims %llu pages freed when asked for %llu "
-				     "(its count said %llu); counted as %llu",
+				     "(its count said %llu, its unit %llu); counted as %llu",
 				     name, (unsigned long long)got, (unsigned long long)ask,
-				     (unsigned long long)can, (unsigned long long)counted);
+				     (unsigned long long)can, (unsigned long long)(allowed > ask ? allowed : 1),
+				     (unsigned long long)counted);
 			if (s)
 				s->warned = 1;
 		}

@@ -18,10 +18,15 @@
  *    work (compaction, the virtqueue) and calls again; a return of 0 means no
  *    shrinker can give anything now, which is when the caller reports a
  *    shortfall.
- *  - Answers are not trusted: a scan() that claims more than it was asked
- *    (which also covers "more than its count() said") is clamped to the
- *    request, counted in its stats, and reported with one klog line per
- *    shrinker (not per call: a broken cache must not flood the console).
+ *  - Units: a cache that frees whole pieces (the appliance's are 16 pages)
+ *    declares its piece with shrinker_set_unit(). Asked for less than one
+ *    piece it frees one piece - an allocation at OOM that needs one page must
+ *    not get nothing while megabytes are reclaimable - so up to max(asked,
+ *    unit) pages count as an honest answer.
+ *  - Answers are not trusted: a scan() that claims more than that (which
+ *    also covers "more than its count() said") is clamped, counted in its
+ *    stats, and reported with one klog line per shrinker (not per call: a
+ *    broken cache must not flood the console).
  *  - Callbacks may allocate memory and may register or unregister shrinkers,
  *    themselves included. A shrinker_reclaim() nested inside a callback (an
  *    allocation's OOM path calling back in) returns 0 at once: no recursion.
@@ -52,6 +57,9 @@ int shrinker_register(const char *name, int priority, shrinker_count_fn count,
                       shrinker_scan_fn scan, void *ctx);
 /* 0, or -1 if no shrinker has that id (already gone). */
 int shrinker_unregister(int id);
+/* The smallest amount (pages) the shrinker frees at once (1 by default);
+ * 0, or -1 if no shrinker has that id or pages is 0. */
+int shrinker_set_unit(int id, uint64_t pages);
 
 /* Ask the shrinkers for pages (see the contract); returns pages freed. */
 uint64_t shrinker_reclaim(uint64_t pages_wanted);

@@ -202,6 +202,41 @@ static void test_liar_more_than_asked(void **state)
 	assert_int_equal(info[1].calls, 0);
 }
 
+/* A cache of whole pieces asked for less than a piece frees one piece:
+ * counted in full, not a bad answer; more than a piece still is one. */
+static uint64_t piece_scan(void *ctx, uint64_t pages)
+{
+	struct fake *f = ctx;
+	uint64_t n = (pages + 15) / 16 * 16;    /* whole 16-page pieces, at least one */
+	if (n > f->pages)
+		n = f->pages;
+	f->pages -= n;
+	return n + f->extra;
+}
+
+static void test_unit_one_piece_when_asked_less(void **state)
+{
+	struct fake c = { .tag = "pieces", .pages = 160 };
+	c.id = shrinker_register(c.tag, 1, fake_count, piece_scan, &c);
+	assert_true(c.id > 0);
+	assert_int_equal(shrinker_set_unit(c.id, 16), 0);
+	assert_int_equal(shrinker_reclaim(1), 16);         /* an order-0 OOM gets a piece */
+	assert_int_equal(shrinker_reclaim(10), 16);
+	assert_int_equal(host_klog_count(), 0);
+	struct shrinker_info info[SHRINKER_MAX];
+	assert_int_equal(shrinker_list(info, SHRINKER_MAX), 1);
+	assert_int_equal(info[0].bad_answers, 0);
+	assert_int_equal(info[0].freed, 32);
+	/* beyond its unit it is a liar again */
+	c.extra = 20;
+	assert_int_equal(shrinker_reclaim(10), 16);
+	assert_int_equal(host_klog_count(), 1);
+	assert_true(host_klog_contains("its unit 16"));
+	/* the unit is checked */
+	assert_int_equal(shrinker_set_unit(c.id, 0), -1);
+	assert_int_equal(shrinker_set_unit(9999, 4), -1);
+}
+
 /* count() says more than it has, scan() returns more than count() said. */
 static void test_liar_more_than_counted(void **state)
 {
@@ -327,6 +362,7 @@ int main(void)
 		cmocka_unit_test_setup(test_order_by_priority, setup),
 		cmocka_unit_test_setup(test_ties_in_registration_order, setup),
 		cmocka_unit_test_setup(test_gradual_batches, setup),
+		cmocka_unit_test_setup(test_unit_one_piece_when_asked_less, setup),
 		cmocka_unit_test_setup(test_liar_more_than_asked, setup),
 		cmocka_unit_test_setup(test_liar_more_than_counted, setup),
 		cmocka_unit_test_setup(test_unregister, setup),
