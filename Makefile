@@ -207,10 +207,11 @@ qemu-test: $(IMAGE)
 test: $(IMAGE) $(addprefix $(BUILD)/unit/,$(UNIT_TESTS))
 	$(Q)rm -rf $(BUILD)/results && mkdir -p $(BUILD)/results
 	$(Q)python3 tests/run_unit.py $(BUILD) $(UNIT_TESTS); u=$$?; \
+	python3 tests/host/run_host_tests.py $(BUILD); h=$$?; \
 	python3 tests/qemu/run_boot_tests.py --build $(BUILD) --image $(IMAGE); q=$$?; \
 	$(MAKE) --no-print-directory fuzz-smoke; f=$$?; \
 	python3 tests/summary.py $(BUILD)/results; s=$$?; \
-	[ $$u = 0 ] && [ $$q = 0 ] && [ $$f = 0 ] && [ $$s = 0 ]
+	[ $$u = 0 ] && [ $$h = 0 ] && [ $$q = 0 ] && [ $$f = 0 ] && [ $$s = 0 ]
 
 # ---------------------------------------------------------------- benchmarks
 BENCH_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -DHOST_TEST -DNDEBUG \

@@ -80,7 +80,7 @@ class FakeQemu:
             elif cmd == "qom-get" and args.get("property") == "guest-stats":
                 # dated a little ahead: the daemon sees statistics newer than its last change
                 r = {"stats": {"stat-available-memory": self.avail, "stat-free-memory": self.avail,
-                               "stat-total-memory": self.ram}, "last-update": int(time.time()) + 2}
+                               "stat-total-memory": self.ram}, "last-update": int(time.time()) + 3}
             else:
                 return self._send(conn, {"error": {"class": "CommandNotFound", "desc": f"{cmd}?"}})
         self._send(conn, {"return": r})

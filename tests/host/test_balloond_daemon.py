@@ -56,7 +56,9 @@ class Env(unittest.TestCase):
 
     def daemon(self, extra="", **kw):
         self.out = io.StringIO()
-        return Daemon(parse(self.config_text(extra), "t.conf"), out=self.out, **kw)
+        d = Daemon(parse(self.config_text(extra), "t.conf"), out=self.out, **kw)
+        self.addCleanup(d.fleet.close, restore=False)
+        return d
 
     def lines(self):
         return self.out.getvalue().splitlines()
@@ -131,7 +133,7 @@ class Loop(Env):
         g1.actual, g1.avail = 500 * M, 20 * M          # deflate-on-OOM in the guest
         d.tick()
         self.assertTrue(any("asked-back g1" in x for x in self.lines()), self.lines())
-        self.assertEqual(g1.last("balloon")[-1], {"value": 500 * M})
+        self.assertGreaterEqual(g1.last("balloon")[-1]["value"], 500 * M)   # never pushed back down
 
     def test_dry_run_sends_nothing_and_says_it_once(self):
         g1 = self.fake("g1", actual_mib=256, avail_mib=30)

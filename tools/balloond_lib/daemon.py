@@ -149,6 +149,10 @@ class Daemon:
                 while self.stop_signal is None and time.monotonic() - t0 < self.c.interval:
                     time.sleep(min(0.1, max(0.0, self.c.interval - (time.monotonic() - t0))))
         finally:
+            try:
+                self.last_obs = self.fleet.observe() or self.last_obs    # where they are now
+            except Exception:
+                pass
             sizes = ", ".join(f"{o.name} {mib(o.actual)}" for o in self.last_obs) or "no guests"
             restored = self.fleet.close(restore=True)
             if self.state_path:
