@@ -280,6 +280,8 @@ enum balloon_limit_reason {
 	BLIM_MAX,            /* target clamped by max_pages */
 	BLIM_MIN_FREE,       /* target clamped by total - min_free */
 	BLIM_OOM,            /* held since a deflate on OOM, until a new host target */
+	BLIM_HELD_BY_HOST,   /* a knob asks for less, but the host still asks for it and
+	                        DEFLATE_ON_OOM is not negotiated: no deflate (policy.c) */
 };
 enum balloon_short_reason {
 	BSHORT_NONE,

@@ -163,6 +163,18 @@ void bal_compute_target(struct balloon *b)
 			                 (unsigned long long)limit, (unsigned long long)total,
 			                 (unsigned long long)p->min_free_pages, (unsigned long long)p->max_pages);
 	}
+	/* Who may shrink the balloon: the spec lets the driver use balloon pages
+	 * when num_pages is below actual, or (DEFLATE_ON_OOM) for the guest's
+	 * own stability. A knob the guest lowered (max, min_free) therefore
+	 * stops growth, but without DEFLATE_ON_OOM it does not deflate below
+	 * what the host still asks for. */
+	uint64_t held = b->settled + b->inflating;
+	uint64_t host_floor = min_u64(b->num_pages, held);
+	if (why != BLIM_NONE && t < host_floor &&
+	    !((b->s.features >> VIRTIO_BALLOON_F_DEFLATE_ON_OOM) & 1)) {
+		t = host_floor;
+		why = BLIM_HELD_BY_HOST;
+	}
 	if (b->oom_capped && t > b->oom_cap) {
 		t = b->oom_cap;
 		why = BLIM_OOM;

@@ -841,7 +841,9 @@ static void test_rate_limit_whole_blocks_within_10_percent(void **state)
 static void test_max_and_min_free_at_run_time(void **state)
 {
 	(void)state;
-	struct opts o = { .min_free = 8 * PAGES_PER_BLOCK };
+	/* With DEFLATE_ON_OOM the guest may take balloon pages back for its own
+	 * needs (the spec's "system stability"): lower knobs deflate at once. */
+	struct opts o = { .min_free = 8 * PAGES_PER_BLOCK, .features = F(VIRTIO_BALLOON_F_DEFLATE_ON_OOM) };
 	struct fx *x = make(&o);
 	x->tr.num_pages = 100 * PAGES_PER_BLOCK;
 	poll_n(x, 20);
@@ -869,6 +871,43 @@ static void test_max_and_min_free_at_run_time(void **state)
 	assert_true(host_klog_contains("max 4294967296 MiB is more than the 256 MiB of RAM"));
 	poll_n(x, 20);
 	assert_settled(x, 0);
+	destroy(x);
+}
+
+/* Without DEFLATE_ON_OOM (and whatever MUST_TELL_HOST says) the spec lets
+ * the guest use balloon pages only when num_pages falls below actual: a
+ * lower max or a higher min_free stops the balloon growing, but does not
+ * deflate what the host still asks for; the host's own lower targets are
+ * then met down to the knob. */
+static void test_knobs_do_not_deflate_what_the_host_asks_for(void **state)
+{
+	(void)state;
+	struct opts o = { .min_free = 8 * PAGES_PER_BLOCK };
+	struct fx *x = make(&o);
+	x->tr.num_pages = 100 * PAGES_PER_BLOCK;
+	poll_n(x, 20);
+	assert_settled(x, 100 * PAGES_PER_BLOCK);
+	struct balloon_params p = x->b.s.params;
+	p.max_pages = 30 * PAGES_PER_BLOCK;
+	balloon_set_params(&x->b, &p);
+	poll_n(x, 20);
+	assert_settled(x, 100 * PAGES_PER_BLOCK);            /* held: the host asks for 100 */
+	assert_int_equal(x->b.limit_reason, BLIM_HELD_BY_HOST);
+	char buf[1200];
+	balloon_format_details(&x->b, buf, sizeof buf);
+	assert_non_null(strstr(buf, "the host still asks for it"));
+	x->tr.num_pages = 50 * PAGES_PER_BLOCK;               /* the host gives back 50 */
+	poll_n(x, 20);
+	assert_settled(x, 50 * PAGES_PER_BLOCK);
+	x->tr.num_pages = 20 * PAGES_PER_BLOCK;               /* below max: the host rules again */
+	poll_n(x, 20);
+	assert_settled(x, 20 * PAGES_PER_BLOCK);
+	assert_int_equal(x->b.limit_reason, BLIM_NONE);
+	x->tr.num_pages = 100 * PAGES_PER_BLOCK;              /* growth stops at max */
+	poll_n(x, 20);
+	assert_settled(x, 30 * PAGES_PER_BLOCK);
+	assert_int_equal(x->b.limit_reason, BLIM_MAX);
+	check_all(x);
 	destroy(x);
 }
 
@@ -956,6 +995,7 @@ int main(void)
 		cmocka_unit_test(test_reset_keeps_host_decisions),
 		cmocka_unit_test(test_rate_limit_whole_blocks_within_10_percent),
 		cmocka_unit_test(test_max_and_min_free_at_run_time),
+		cmocka_unit_test(test_knobs_do_not_deflate_what_the_host_asks_for),
 		cmocka_unit_test(test_reclaim_lowest_priority_first_then_shortfall),
 		cmocka_unit_test(test_console_details),
 	};
