@@ -8,6 +8,8 @@
 #include "app/spec.h"
 #include "kernel/lib/cmdline.h"
 
+#define SEPS ",;"   /* step separators */
+
 const char *app_op_name(enum app_op op)
 {
 	switch (op) {
@@ -68,13 +70,18 @@ int app_spec_parse(const char *spec, struct app_program *out, char *why, size_t 
 		return 0;
 	}
 
-	/* strtok_r skips empty fields; do not let "grow:1M,,check" pass silently. */
-	if (spec[0] == ',' || spec[strlen(spec) - 1] == ',' || strstr(spec, ",,"))
-		return fail(why, why_len, "%s", "empty step (two commas, or a comma at an end)");
+	/* Steps are separated by ',' or ';' - the latter because QEMU's option
+	 * syntax splits `-fw_cfg ...,string=` at every comma (doubling them
+	 * works too). strtok_r skips empty fields; do not let "grow:1M,,check"
+	 * pass silently. */
+	size_t len = strlen(spec);
+	if (strchr(SEPS, spec[0]) || strchr(SEPS, spec[len - 1]) || strstr(spec, ",,") ||
+	    strstr(spec, ";;") || strstr(spec, ",;") || strstr(spec, ";,"))
+		return fail(why, why_len, "%s", "empty step (two separators, or one at an end)");
 	char buf[APP_SPEC_MAX];
 	strcpy(buf, spec);
 	char *save = NULL;
-	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	for (char *tok = strtok_r(buf, SEPS, &save); tok; tok = strtok_r(NULL, SEPS, &save)) {
 		if (p.loop)
 			return fail(why, why_len, "'loop' must be the last step (found '%s' after it)", tok);
 		char *arg = strchr(tok, ':');

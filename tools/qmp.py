@@ -11,6 +11,8 @@ import time
 class QMP:
     """Minimal QMP client: one JSON object per line over a unix socket."""
 
+    MAX_EVENTS = 256
+
     def __init__(self, path, timeout=30, connect_timeout=None):
         deadline = time.monotonic() + (timeout if connect_timeout is None else connect_timeout)
         while True:
@@ -48,7 +50,7 @@ class QMP:
         while True:
             r = self._read()
             if "event" in r:
-                self.events.append(r)
+                self.keep_event(r)
             elif "error" in r:
                 raise RuntimeError(f"QMP {cmd}: {r['error'].get('desc', r['error'])}")
             elif "return" in r:
@@ -72,7 +74,14 @@ class QMP:
             finally:
                 self.sock.settimeout(self.timeout)
             if "event" in r:
-                self.events.append(r)
+                self.keep_event(r)
+
+    def keep_event(self, e):
+        """Events arrive whether or not anyone waits for them: keep the
+        newest MAX_EVENTS, so a long-running client does not grow without bound."""
+        self.events.append(e)
+        if len(self.events) > self.MAX_EVENTS:
+            del self.events[:len(self.events) - self.MAX_EVENTS]
 
     def close(self):
         self.sock.close()

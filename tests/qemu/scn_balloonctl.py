@@ -34,10 +34,20 @@ def balloonctl(ctx):
     check(rc == 2 and "more than the guest's RAM" in out, f"set 1G: rc {rc}, {out!r}")
     rc, out = ctl(sock, "set", "lots")
     check(rc == 2 and "bad size 'lots'" in out, f"set lots: rc {rc}, {out!r}")
+    rc, out = ctl(sock, "set", "512iB")
+    check(rc == 2 and "bad size '512iB'" in out, f"set 512iB: rc {rc}, {out!r}")
+    # a bare number is MiB (it used to be bytes: the guest shrank to min_free)
+    rc, out = ctl(sock, "set", "448", "--wait", "30")
+    check(rc == 0 and "reached: guest memory 448 MiB" in out, f"set 448: rc {rc}, {out!r}")
     rc, out = ctl(sock, "set", "8M", "--wait", "5")
-    check(rc == 4 and "not reached" in out, f"unreachable target: rc {rc}, {out!r}")
+    check(rc == 4 and "not reached" in out and "stopped short" in out, f"unreachable target: rc {rc}, {out!r}")
     rc, out = ctl(sock, "stats")
     check(rc == 0 and "free memory" in out and "total memory" in out, f"stats: rc {rc}, {out!r}")
+    interval = vm.qmp.execute("qom-get", {"path": "/machine/peripheral/balloon0",
+                                          "property": "guest-stats-polling-interval"})
+    vm.qmp.close()      # QEMU serves one QMP client at a time: give the socket back
+    vm._qmp = None
+    check(interval == 0, f"stats left QEMU polling the guest every {interval} s")
     rc, out = ctl(sock, "watch", "--seconds", "1.2")
     check(rc == 0 and "guest memory" in out, f"watch: rc {rc}, {out!r}")
     rc, out = ctl(sock, "set", "512M", "--wait", "30")

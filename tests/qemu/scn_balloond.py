@@ -134,7 +134,7 @@ high = 160M
 step = 64M
 guest_low = 64M
 guest_keep = 96M
-balance_gap = 128M
+balance_gap = 64M
 stats_interval = 1
 state = {state}
 

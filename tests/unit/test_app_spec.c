@@ -29,6 +29,22 @@ static void test_full_spec(void **state)
 	assert_string_equal(p.text, "grow:256M,hold:5s,shrink:128M,check,fill:32M,shrink:all,loop");
 }
 
+/* ';' separates steps too: QEMU's -fw_cfg ...,string= splits at commas */
+static void test_semicolons(void **state)
+{
+	struct app_program p;
+	char why[128];
+	assert_int_equal(app_spec_parse("grow:256M;hold:5s;shrink:all,loop", &p, why, sizeof why), 0);
+	assert_int_equal(p.n, 3);
+	assert_true(p.loop);
+	assert_int_equal(p.step[2].arg, APP_SHRINK_ALL);
+	assert_int_equal(app_spec_parse("grow:1M;;check", &p, why, sizeof why), -1);
+	assert_non_null(strstr(why, "empty step"));
+	assert_int_equal(app_spec_parse("grow:1M;", &p, why, sizeof why), -1);
+	assert_int_equal(app_spec_parse(";grow:1M", &p, why, sizeof why), -1);
+	assert_int_equal(app_spec_parse("grow:1M,;check", &p, why, sizeof why), -1);
+}
+
 static void test_empty_is_idle(void **state)
 {
 	struct app_program p;
@@ -101,6 +117,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_spec),
+		cmocka_unit_test(test_semicolons),
 		cmocka_unit_test(test_empty_is_idle),
 		cmocka_unit_test(test_errors_leave_output_alone),
 		cmocka_unit_test(test_durations),

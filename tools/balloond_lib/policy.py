@@ -230,7 +230,10 @@ class Policy:
             if st.grant and now - st.granted_at > s.promise_ttl:
                 st.grant = 0      # not used in promise_ttl: if it ever is, pressure will say so
             avail = self.fresh_avail(o, now)
-            if avail is not None:
+            reached = abs(o.actual - st.target) <= TOL
+            stats_after = o.stats_time is not None and o.stats_time >= st.changed_at + 1
+            if avail is not None and reached and stats_after:
+                # (statistics from before a size change would show a false jump in use)
                 used = o.actual - avail
                 # Used memory that grows eats the promise; memory the guest frees
                 # is still resident and is reused before anything new is touched.
@@ -238,12 +241,10 @@ class Policy:
                     st.grant = max(0, st.grant - abs(used - st.last_used))
                 st.last_used = used
             st.last_actual = o.actual
-            reached = abs(o.actual - st.target) <= TOL
             if reached and st.relief_pending and st.short_since is not None:
                 out.append(Decision("relief", o.name, reason=f"has {mib(o.actual)} "
                                     f"{now - st.short_since:.2f} s after it ran short"))
                 st.relief_pending, st.short_since = False, None
-            stats_after = o.stats_time is not None and o.stats_time >= st.changed_at + 1
             if reached and (stats_after or now - st.changed_at >= s.stale) and avail is not None:
                 settled[o.name] = avail
 
