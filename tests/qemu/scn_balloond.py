@@ -261,13 +261,16 @@ def three_guests(ctx):
         # Phase 2: guest 1 gives its app memory back; memory flows back to 2 and 3.
         t_shrink = time.monotonic()
         console(vms[0], "app shrink 320M", r"app: shrink done: .*held 64 MiB", 60)
-        flowed = 0
-        while time.monotonic() - t_shrink < 25:
-            flowed = sum(sampler.latest()[2][1:]) - g23_grown
-            if flowed >= 128:
+        flowed, last_sizes, still_since, flow_s = 0, None, time.monotonic(), 0.0
+        while time.monotonic() - t_shrink < 25:       # until it flowed and settled for 3 s
+            sizes_now = sampler.latest()[2]
+            if sizes_now != last_sizes:
+                last_sizes, still_since = sizes_now, time.monotonic()
+                flowed = sum(sizes_now[1:]) - g23_grown
+                flow_s = time.monotonic() - t_shrink
+            elif flowed >= 64 and time.monotonic() - still_since >= 3:
                 break
             time.sleep(0.2)
-        flow_s = time.monotonic() - t_shrink
         for v in vms:
             app_check(v)
 
@@ -304,7 +307,8 @@ def three_guests(ctx):
         press = [float(r["reason"].split(", ")[-1].split(" s after")[0]) for r in recs
                  if r.get("action") == "pressure" and r["reason"].startswith("off")]
         moved = sum(abs(r["to_mib"] - r["from_mib"]) for r in recs if r.get("action") in ("inflate", "deflate"))
-        span = max(r["ts"] for r in recs) - t_wall0 if recs else 1
+        moves = [r["ts"] for r in recs if r.get("action") in ("inflate", "deflate")]
+        span = max(moves) - min(moves) if len(moves) > 1 else 1.0
         for r in recs:
             if r.get("action") in ("inflate", "deflate", "pressure", "relief", "asked-back", "stuck", "no-donor"):
                 ctx.note(f"  daemon {r['ts'] - t_wall0:5.1f} s: {r['action']} {r.get('guest', '')} "
@@ -314,7 +318,7 @@ def three_guests(ctx):
                  f"median {sorted(reliefs)[len(reliefs) // 2] if reliefs else 0:.2f} s, "
                  f"max {max(reliefs) if reliefs else 0:.2f} s; pressure on -> off: "
                  f"{', '.join(f'{p:.2f}' for p in press) or 'none'} s")
-        ctx.note(f"memory moved by the daemon: {moved:.0f} MiB in {span:.0f} s; flowed back to guests 2+3 "
+        ctx.note(f"memory moved by the daemon: {moved:.0f} MiB between its first and last move, {span:.1f} s apart; flowed back to guests 2+3 "
                  f"after guest 1 shrank: {flowed:.0f} MiB in {flow_s:.1f} s")
         ctx.note(f"peak cgroup usage {peak:.0f} MiB sampled, {max_usage:.0f} MiB by the kernel, limit {limit} MiB; "
                  f"failcnt {failcnt}, oom kills {oom_kills}; app checks: ok in all three guests")

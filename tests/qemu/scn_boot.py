@@ -9,15 +9,21 @@ from scenarios import check, scenario
 VERDICT = r"selftest: (\d+) passed, (\d+) failed"
 
 
-def run_selftests(ctx, vm, expect_exit, timeout=240):
-    """Boot to the guest's verdict; record every in-guest test as a result."""
+def run_selftests(ctx, vm, expect_exit, timeout=240, expect_fail=()):
+    """Boot to the guest's verdict; record every in-guest test as what the
+    guest printed - only the tests named in `expect_fail` (failing on
+    purpose) count as passed when they fail, and as failed when they pass."""
     with vm:
         m, idx, _ = vm.wait_for(VERDICT, timeout)
         status = vm.wait_exit(30)
         for _, line in vm.lines[:idx]:
             t = re.match(r"selftest: (PASS|FAIL) (\S+)", line)
             if t:
-                ctx.result(t.group(1) == "PASS" or expect_exit == EXIT_FAIL, f"guest/{ctx.name}/{t.group(2)}")
+                name, passed_ = t.group(2), t.group(1) == "PASS"
+                if name in expect_fail:
+                    ctx.result(not passed_, f"guest/{ctx.name}/{name} fails on purpose", "it passed")
+                else:
+                    ctx.result(passed_, f"guest/{ctx.name}/{name}")
         passed, failed = int(m.group(1)), int(m.group(2))
         check(status in (EXIT_PASS, EXIT_FAIL), f"QEMU exit status {status}: the guest gave no verdict")
         # The guest's own line and its exit status must agree.
@@ -48,7 +54,8 @@ def selftest_cmdline_txt(ctx):
 def selftest_catches_failure(ctx):
     """The deliberately failing test makes the verdict fail, the others still run."""
     vm, passed, failed = run_selftests(
-        ctx, ctx.vm(cmdline="selftest selftest.tests=default,deliberate_fail", mem_mb=256), EXIT_FAIL)
+        ctx, ctx.vm(cmdline="selftest selftest.tests=default,deliberate_fail", mem_mb=256), EXIT_FAIL,
+        expect_fail={"deliberate_fail"})
     check(failed == 1 and passed >= 5, f"{passed} passed, {failed} failed")
     vm.wait_for(r"selftest: FAIL deliberate_fail", 1)
     vm.wait_for(r"fails on purpose", 1)
@@ -59,7 +66,8 @@ def bad_cmdline(ctx):
     """Unknown options and malformed values: one clear line each, defaults kept,
     the kernel still boots, and a self-test boot does not claim success."""
     vm, passed, failed = run_selftests(
-        ctx, ctx.vm(cmdline="selftest bogus.option=1 selftest.tests=core_malloc,nosuchtest", mem_mb=256), EXIT_FAIL)
+        ctx, ctx.vm(cmdline="selftest bogus.option=1 selftest.tests=core_malloc,nosuchtest", mem_mb=256), EXIT_FAIL,
+        expect_fail={"nosuchtest", "cmdline"})
     vm.wait_for(r"cmdline: unknown option 'bogus.option'; ignored", 1)
     vm.wait_for(r"selftest: FAIL nosuchtest \(no test by that name\)", 1)
     vm.wait_for(r"selftest: FAIL cmdline \(1 error on the command line", 1)
