@@ -46,6 +46,8 @@ int balloon_init(struct balloon *b, const struct balloon_setup *s)
 		why = "DMA memory missing, too small or misaligned";
 	else if (s->max_pfn == 0 || s->max_pfn > BALLOON_MAX_PFN)
 		why = "max_pfn out of range";
+	else if (s->layout != BALLOON_LAYOUT_CHAIN && s->layout != BALLOON_LAYOUT_SINGLE)
+		why = "unknown element layout";
 	else if (!s->track || s->track_len < balloon_track_bytes(s->max_pfn) ||
 	         ((uintptr_t)s->track & 7))
 		why = "tracking memory missing, too small or misaligned";

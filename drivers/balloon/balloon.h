@@ -243,6 +243,20 @@ struct balloon_params {
 	uint64_t oom_wait_ns;     /* OOM path: longest wait for the host's ack (0 = 200 ms) */
 };
 
+/* How PFNs are laid out in the inflate and deflate queues' elements. Every
+ * descriptor carries at most BALLOON_PFNS_PER_DESC (256) PFNs: Firecracker
+ * and Cloud Hypervisor skip larger ones.
+ *   CHAIN (default): a whole 2 MiB block is one element, a chain of two
+ *     descriptors - what QEMU needs to release a whole huge page (it frees a
+ *     host page only if one element carries all of its PFNs).
+ *   SINGLE: every element is one descriptor of at most 256 PFNs (1 MiB), and
+ *     inflation takes runs of at most 256 frames - for hosts that read only
+ *     the head descriptor of a chain (Firecracker); a host backed by 2 MiB
+ *     pages then cannot release whole pages. Chosen at bring-up
+ *     (balloon.single_desc), not at run time: ranges held go back the way
+ *     they went out. */
+enum balloon_layout { BALLOON_LAYOUT_CHAIN, BALLOON_LAYOUT_SINGLE };
+
 struct balloon_setup {
 	const struct balloon_transport_ops *tops;
 	void *tctx;
@@ -262,6 +276,7 @@ struct balloon_setup {
 	void *track;
 	size_t track_len;
 	uint64_t max_pfn;                 /* PFNs the allocator can return are < this */
+	enum balloon_layout layout;       /* element layout (above) */
 	struct balloon_params params;
 };
 

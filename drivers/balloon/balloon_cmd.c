@@ -25,6 +25,15 @@ static uint64_t opt_rate;                  /* MiB/s */
 static uint64_t opt_report_delay_ms = 2000;
 
 static int apply_knobs(void);
+static int opt_single_desc;
+
+static int single_desc_later(void)
+{
+	printf("balloon.single_desc takes effect at the next bring-up (`balloon reset`)\n");
+	return 0;
+}
+
+int balloon_knob_single_desc(void) { return opt_single_desc; }
 
 /* These options act at once when `set` changes them (apply_knobs). */
 CMDLINE_SIZE_ON_SET(balloon_initial, "balloon.initial", &opt_initial, 0, 1ull << 40,
@@ -35,6 +44,9 @@ CMDLINE_SIZE_ON_SET(balloon_min_free, "balloon.min_free", &opt_min_free, 0, 1ull
                     "memory the balloon always leaves free", apply_knobs);
 CMDLINE_U64_ON_SET(balloon_rate, "balloon.rate", &opt_rate, 0, 1ull << 20,
                    "inflation limit in MiB/s (0 = unlimited)", apply_knobs);
+CMDLINE_OPT_ON_SET(balloon_single_desc, "balloon.single_desc", OPT_BOOL, &opt_single_desc, sizeof(int), 0, 1,
+                   "one descriptor (<= 1 MiB) per element, for hosts that read only the head "
+                   "descriptor (Firecracker); whole 2 MiB blocks otherwise", single_desc_later);
 CMDLINE_U64_ON_SET(balloon_report_delay, "balloon.report_delay", &opt_report_delay_ms, 0, 3600000,
                    "free page reporting: milliseconds after frees before reporting", apply_knobs);
 

@@ -20,9 +20,10 @@ static unsigned floor_log2(uint64_t x)
 static int inflate_small(struct balloon *b, uint64_t now, uint64_t *need, uint64_t *budget)
 {
 	struct balloon_elem *e = bal_elem_get(b);
-	while (e->pages < PAGES_PER_BLOCK && e->nruns < BALLOON_ELEM_RUNS && *need && *budget &&
+	uint32_t cap = bal_elem_cap(b);
+	while (e->pages < cap && e->nruns < BALLOON_ELEM_RUNS && *need && *budget &&
 	       b->run_order_cap >= 0 && !b->mem_error) {
-		uint64_t lim = min_u64(min_u64(*need, *budget), PAGES_PER_BLOCK - e->pages);
+		uint64_t lim = min_u64(min_u64(*need, *budget), cap - e->pages);
 		int k = (int)floor_log2(lim);
 		if (k > b->run_order_cap)
 			k = b->run_order_cap;
@@ -126,7 +127,8 @@ void bal_inflate(struct balloon *b, uint64_t now, uint64_t need)
 			dry = 1;
 			break;
 		}
-		if (need >= PAGES_PER_BLOCK && budget >= PAGES_PER_BLOCK && !b->blocks_dry) {
+		if (need >= PAGES_PER_BLOCK && budget >= PAGES_PER_BLOCK && !b->blocks_dry &&
+		    b->s.layout == BALLOON_LAYOUT_CHAIN) {
 			uint64_t want = min_u64(need / PAGES_PER_BLOCK, budget / PAGES_PER_BLOCK);
 			want = min_u64(want, b->s.params.batch - sent);
 			want = min_u64(want, b->nfree_elems);
@@ -202,14 +204,14 @@ static void deflate_collect(struct balloon *b, struct balloon_elem *e, uint64_t 
 		if (!b->blk_count[blk] || bal_is_block_run(b, blk))
 			continue;
 		for (uint64_t p = blk * PAGES_PER_BLOCK; p < (blk + 1) * PAGES_PER_BLOCK; ) {
-			if (e->pages >= n || e->pages >= PAGES_PER_BLOCK || e->nruns >= BALLOON_ELEM_RUNS)
+			if (e->pages >= n || e->pages >= bal_elem_cap(b) || e->nruns >= BALLOON_ELEM_RUNS)
 				return;
 			if (!head_test(b, p)) {
 				p++;
 				continue;
 			}
 			uint32_t len = bal_run_len(b, p);
-			if (len <= n - e->pages && e->pages + len <= PAGES_PER_BLOCK)
+			if (len <= n - e->pages && e->pages + len <= bal_elem_cap(b))
 				take_settled(b, e, p, len);
 			p += len;
 		}

@@ -176,6 +176,13 @@ static inline int elem_busy(const struct balloon_elem *e)
 	return e->state == ELEM_INFLATE || e->state == ELEM_DEFLATE;
 }
 
+/* Most PFNs one element carries: a whole block as a chain of two 1 KiB
+ * descriptors, or one descriptor's worth (balloon.h: element layout). */
+static inline uint32_t bal_elem_cap(const struct balloon *b)
+{
+	return b->s.layout == BALLOON_LAYOUT_SINGLE ? BALLOON_PFNS_PER_DESC : PAGES_PER_BLOCK;
+}
+
 uint32_t bal_run_len(const struct balloon *b, uint64_t pfn);
 int bal_is_block_run(const struct balloon *b, uint64_t blk);
 void bal_set_range(struct balloon *b, uint64_t pfn, uint32_t count);

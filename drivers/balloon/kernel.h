@@ -20,7 +20,8 @@ int balloon_kernel_register_oom(void);
 /* Poll the balloon soon after a block becomes free (free page reporting). */
 void balloon_kernel_watch_free_blocks(void);
 
-/* The balloon.* knobs as core params (balloon_cmd.c). */
+/* The balloon.* knobs as core params, and balloon.single_desc (balloon_cmd.c). */
 void balloon_knobs_to_params(struct balloon_params *p);
+int balloon_knob_single_desc(void);
 
 #endif

@@ -228,6 +228,7 @@ static void start_core(struct virtio_balloon_dev *d, int first)
 		.features = d->vp.features,
 		.dma = d->dma, .dma_pa = d->dma_pa, .dma_len = BALLOON_DMA_BYTES,
 		.track = d->track, .track_len = d->track_len, .max_pfn = max_pfn,
+		.layout = balloon_knob_single_desc() ? BALLOON_LAYOUT_SINGLE : BALLOON_LAYOUT_CHAIN,
 	};
 	balloon_knobs_to_params(&s.params);
 	if (balloon_init(d->b, &s) != 0)

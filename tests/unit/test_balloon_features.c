@@ -71,6 +71,9 @@ struct fx {
 	unsigned stats_seen, stats_n;
 	uint16_t stat_tag[16];
 	uint64_t stat_val[16];
+	/* a host that reads only the head descriptor of a chain (Firecracker) */
+	int head_only;
+	unsigned max_nseg;
 	/* OOM-in-poll probe */
 	int oom_from_compact;
 	uint64_t oom_in_poll_result;
@@ -166,7 +169,9 @@ static uint32_t host_elem(struct fake_vq *f, struct fake_elem *e, void *ctx)
 {
 	struct fx *x = ctx;
 	int inflate = f == &x->dev[QI];
-	for (unsigned s = 0; s < e->nseg; s++) {
+	if (e->nseg > x->max_nseg)
+		x->max_nseg = e->nseg;
+	for (unsigned s = 0; s < (x->head_only ? 1u : e->nseg); s++) {
 		if (e->seg[s].writable || e->seg[s].len % 4 || e->seg[s].len > 1024)
 			host_err(x, "bad inflate/deflate descriptor", s);
 		const uint32_t *pfns = (const uint32_t *)(uintptr_t)e->seg[s].addr;
@@ -241,6 +246,7 @@ struct opts {
 	uint64_t features;        /* beyond VERSION_1 | STATS_VQ */
 	uint64_t min_free;
 	int reclaim;
+	enum balloon_layout layout;
 	struct balloon_params params;
 };
 
@@ -272,6 +278,7 @@ static struct fx *make(const struct opts *o)
 		.features = feat,
 		.dma = x->dma, .dma_pa = (uintptr_t)x->dma, .dma_len = BALLOON_DMA_BYTES,
 		.track = x->track, .track_len = balloon_track_bytes(MAX_PFN), .max_pfn = MAX_PFN,
+		.layout = o->layout,
 		.params = o->params,
 	};
 	x->setup.params.min_free_pages = o->min_free;
@@ -792,6 +799,43 @@ static void test_reset_keeps_host_decisions(void **state)
 	destroy(x);
 }
 
+/* Element layout: the default chains two 1 KiB descriptors per 2 MiB block;
+ * a host that reads only the head descriptor (Firecracker) then sees half of
+ * each block. The single-descriptor layout keeps every element to one
+ * descriptor, and such a host sees exactly what the guest gave. */
+static void test_single_descriptor_layout(void **state)
+{
+	(void)state;
+	struct opts chain = { 0 };
+	struct fx *x = make(&chain);
+	x->head_only = 1;
+	x->tr.num_pages = 10 * PAGES_PER_BLOCK;
+	poll_n(x, 10);
+	assert_int_equal(balloon_actual(&x->b), 10 * PAGES_PER_BLOCK);
+	assert_int_equal(x->max_nseg, 2);
+	assert_int_equal(x->host_pages, 5 * PAGES_PER_BLOCK);      /* the head-only host saw half */
+	destroy(x);
+
+	struct opts single = { .layout = BALLOON_LAYOUT_SINGLE };
+	x = make(&single);
+	x->head_only = 1;
+	x->tr.num_pages = 10 * PAGES_PER_BLOCK + 37;
+	poll_n(x, 20);
+	assert_settled(x, 10 * PAGES_PER_BLOCK + 37);
+	assert_int_equal(x->max_nseg, 1);
+	assert_int_equal(x->host_pages, 10 * PAGES_PER_BLOCK + 37);
+	assert_int_equal(x->host_errors, 0);
+	check_all(x);
+	x->tr.num_pages = 3 * PAGES_PER_BLOCK;                      /* deflate in one-descriptor elements too */
+	poll_n(x, 20);
+	assert_settled(x, 3 * PAGES_PER_BLOCK);
+	assert_int_equal(x->max_nseg, 1);
+	assert_int_equal(x->host_pages, 3 * PAGES_PER_BLOCK);
+	assert_int_equal(x->host_errors, 0);
+	check_all(x);
+	destroy(x);
+}
+
 static void test_rate_limit_whole_blocks_within_10_percent(void **state)
 {
 	(void)state;
@@ -993,6 +1037,7 @@ int main(void)
 		cmocka_unit_test(test_report_blocks_back_on_oom_and_bad_isolate),
 		cmocka_unit_test(test_initial_balloon_until_host_sets_target),
 		cmocka_unit_test(test_reset_keeps_host_decisions),
+		cmocka_unit_test(test_single_descriptor_layout),
 		cmocka_unit_test(test_rate_limit_whole_blocks_within_10_percent),
 		cmocka_unit_test(test_max_and_min_free_at_run_time),
 		cmocka_unit_test(test_knobs_do_not_deflate_what_the_host_asks_for),
