@@ -372,6 +372,30 @@ void balloon_poll(struct balloon *b, uint64_t now)
 	b->in_poll = 0;
 }
 
+uint64_t balloon_drain(struct balloon *b, uint64_t wait_ns)
+{
+	if (!b->s.mops)
+		return 0;   /* never initialised */
+	if (b->broken)
+		return balloon_owned(b);
+	uint64_t deadline = clock_ns() + wait_ns;
+	b->in_poll = 1;   /* the OOM path stays out while the books move */
+	for (;;) {
+		uint64_t now = clock_ns();
+		bal_reap(b, b->s.inflate_vq, ELEM_INFLATE);   /* in flight: acked, then deflated */
+		bal_reap(b, b->s.deflate_vq, ELEM_DEFLATE);
+		if (b->settled)
+			bal_deflate(b, now, b->settled);
+		bal_write_actual(b);
+		if (!balloon_owned(b) || now >= deadline || !b->s.tops->relax ||
+		    virtq_is_broken(b->s.inflate_vq) || virtq_is_broken(b->s.deflate_vq))
+			break;
+		b->s.tops->relax(b->s.tctx);
+	}
+	b->in_poll = 0;
+	return balloon_owned(b);
+}
+
 uint64_t balloon_release_all(struct balloon *b)
 {
 	const struct balloon_mem_ops *m = b->s.mops;

@@ -374,6 +374,15 @@ const struct balloon_params *balloon_get_params(const struct balloon *b);
  * reporting, reported blocks whose ack had arrived). Never logs. */
 uint64_t balloon_oom(struct balloon *b, uint64_t pages_wanted);
 
+/* Before a reset the driver chose to do on a healthy device: deflate
+ * everything, telling the host first (as Linux does before it lets a device
+ * go), waiting for its acks at most wait_ns (spinning with tops->relax; no
+ * relax: only what is acked already). Returns the frames still held (0 when
+ * the host acked everything). Never used when the device is broken: a reset
+ * device forgets its balloon (actual reads 0 again), so balloon_release_all
+ * may then hand the frames back without a deflate - there is nobody to tell. */
+uint64_t balloon_drain(struct balloon *b, uint64_t wait_ns);
+
 /* After the device was reset (it no longer uses our buffers): give every
  * balloon-owned frame back to the allocator, acked or in flight, and zero
  * the books. The balloon stays stopped. Returns the frames given back. */

@@ -96,8 +96,9 @@ static int cmd_balloon(int argc, char **argv)
 			return 1;
 		}
 		int rc = virtio_balloon_reset();
-		printf("balloon: reset %s; device %s, %llu pages reclaimed in all\n", rc ? "FAILED" : "done",
-		       d->transport_up ? "up again" : "down", (unsigned long long)d->reclaimed);
+		printf("balloon: reset %s; device %s, %llu pages deflated first, %llu reclaimed in all\n",
+		       rc ? "FAILED" : "done", d->transport_up ? "up again" : "down",
+		       (unsigned long long)d->drained, (unsigned long long)d->reclaimed);
 		return rc ? 1 : 0;
 	}
 	if (*sub && !d->core_up) {
@@ -127,8 +128,10 @@ static int cmd_balloon(int argc, char **argv)
 	printf("virtio-balloon: %s, status 0x%x, features 0x%llx (%s)\n",
 	       d->transport_up ? "up" : d->down_why ? d->down_why : "down", vp_status(&d->vp),
 	       (unsigned long long)d->vp.features, names);
-	printf("recovery: %u resets (%u requested), %llu pages (%llu MiB) reclaimed, %u of %u attempts "
-	       "left%s", d->resets, d->requested, (unsigned long long)d->reclaimed,
+	printf("recovery: %u resets (%u requested), %llu pages (%llu MiB) deflated before requested "
+	       "resets, %llu pages (%llu MiB) reclaimed, %u of %u attempts left%s", d->resets,
+	       d->requested, (unsigned long long)d->drained,
+	       (unsigned long long)(d->drained * PAGE_SIZE / MIB), (unsigned long long)d->reclaimed,
 	       (unsigned long long)(d->reclaimed * PAGE_SIZE / MIB),
 	       VIRTIO_BALLOON_MAX_ATTEMPTS - d->attempts, VIRTIO_BALLOON_MAX_ATTEMPTS,
 	       d->given_up ? ", left off" : "");

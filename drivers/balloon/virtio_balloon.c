@@ -377,6 +377,19 @@ static void leave_off(struct virtio_balloon_dev *d, const char *why)
 static void recover(struct virtio_balloon_dev *d, enum vb_cause cause)
 {
 	const char *what = cause_name[cause];
+	char first[96] = "";
+	/* A reset we chose on a healthy device: give the balloon back through
+	 * the deflate queue first, so the host is told (Linux does the same).
+	 * After a failure there is nobody to tell; the reset device forgets its
+	 * balloon and release_all below hands the frames back. */
+	if (cause == VB_REQUESTED && d->core_up) {
+		uint64_t held = balloon_owned(d->b);
+		uint64_t left = balloon_drain(d->b, VIRTIO_BALLOON_DRAIN_NS);
+		d->drained += held - left;
+		snprintf(first, sizeof first, "deflated %llu MiB first%s; ",
+		         (unsigned long long)((held - left) * PAGE_SIZE / MIB),
+		         left ? " (the host did not ack the rest in time)" : "");
+	}
 	/* From here the OOM notifier, the knobs and the poller leave it alone. */
 	d->transport_up = 0;
 	d->down_why = "resetting";
@@ -405,7 +418,7 @@ static void recover(struct virtio_balloon_dev *d, enum vb_cause cause)
 	}
 	if (cause == VB_REQUESTED) {
 		d->requested++;
-		klog("virtio-balloon: %s; reset ok, %s, bringing it up again", what, freed);
+		klog("virtio-balloon: %s; %sreset ok, %s, bringing it up again", what, first, freed);
 	} else if (d->attempts >= VIRTIO_BALLOON_MAX_ATTEMPTS) {
 		klog("virtio-balloon: %s; reset ok, %s; all %u attempts used, leaving it off", what, freed,
 		     VIRTIO_BALLOON_MAX_ATTEMPTS);

@@ -57,6 +57,7 @@ struct virtio_balloon_dev {
 	unsigned attempts;         /* bring-ups after a failure, of VIRTIO_BALLOON_MAX_ATTEMPTS */
 	unsigned requested;        /* resets asked for (`balloon reset`), not counted as attempts */
 	uint64_t reclaimed;        /* frames given back to the allocator after confirmed resets */
+	uint64_t drained;          /* frames deflated (host told) before requested resets */
 	uint64_t held_for_good;    /* frames kept because a reset was not confirmed */
 
 	/* interrupts (see virtio_balloon.c), counted by the handlers */
@@ -75,6 +76,7 @@ struct virtio_balloon_dev {
 };
 
 #define VIRTIO_BALLOON_MAX_ATTEMPTS 3
+#define VIRTIO_BALLOON_DRAIN_NS     (2000000000ull)   /* longest wait for deflate acks before a requested reset */
 
 /* The one device (for self-tests and the console); NULL if none was found. */
 struct virtio_balloon_dev *virtio_balloon_get(void);
@@ -84,8 +86,10 @@ struct virtio_balloon_dev *virtio_balloon_get(void);
 void virtio_balloon_poll(uint64_t now);
 
 /* Reset the device on request and bring it up again through the recovery
- * path (`balloon reset`, self-tests). Does not use up an attempt. 0 when
- * the transport is up again afterwards, -1 otherwise (or no device). */
+ * path (`balloon reset`, self-tests): the balloon is deflated first (the
+ * host told, at most VIRTIO_BALLOON_DRAIN_NS), then reset. Does not use up
+ * an attempt. 0 when the transport is up again afterwards, -1 otherwise (or
+ * no device). */
 int virtio_balloon_reset(void);
 
 /* The names of the balloon feature bits set in `f` ("none" if none). */

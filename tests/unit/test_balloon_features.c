@@ -836,6 +836,38 @@ static void test_single_descriptor_layout(void **state)
 	destroy(x);
 }
 
+/* Before a reset it chose (a healthy device): everything deflated, the host
+ * told and acking, nothing left for release_all; a host that never acks
+ * bounds the wait. */
+static void test_drain_tells_the_host_first(void **state)
+{
+	(void)state;
+	struct opts o = { 0 };
+	struct fx *x = make(&o);
+	x->tr.num_pages = 20 * PAGES_PER_BLOCK;
+	poll_n(x, 10);
+	assert_settled(x, 20 * PAGES_PER_BLOCK);
+	assert_int_equal(balloon_drain(&x->b, 100 * NS_PER_MS), 0);
+	assert_int_equal(x->host_pages, 0);               /* the host saw every deflate */
+	assert_int_equal(x->tr.actual, 0);
+	assert_int_equal(x->mem.nballoon, 0);
+	assert_int_equal(x->host_errors, 0);
+	check_all(x);
+	assert_int_equal(balloon_release_all(&x->b), 0);
+	destroy(x);
+
+	x = make(&o);
+	x->tr.num_pages = 20 * PAGES_PER_BLOCK;
+	poll_n(x, 10);
+	x->dev[QD].mode = FAKE_HOLD;                     /* never acks a deflate */
+	uint64_t t0 = clock_ns();
+	uint64_t left = balloon_drain(&x->b, 10 * NS_PER_MS);
+	assert_int_equal(left, 20 * PAGES_PER_BLOCK);     /* in flight: still the balloon's */
+	assert_true(clock_ns() - t0 <= 20 * NS_PER_MS);
+	assert_int_equal(x->mem.nballoon, 20 * PAGES_PER_BLOCK);
+	destroy(x);
+}
+
 static void test_rate_limit_whole_blocks_within_10_percent(void **state)
 {
 	(void)state;
@@ -1038,6 +1070,7 @@ int main(void)
 		cmocka_unit_test(test_initial_balloon_until_host_sets_target),
 		cmocka_unit_test(test_reset_keeps_host_decisions),
 		cmocka_unit_test(test_single_descriptor_layout),
+		cmocka_unit_test(test_drain_tells_the_host_first),
 		cmocka_unit_test(test_rate_limit_whole_blocks_within_10_percent),
 		cmocka_unit_test(test_max_and_min_free_at_run_time),
 		cmocka_unit_test(test_knobs_do_not_deflate_what_the_host_asks_for),
