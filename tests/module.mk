@@ -25,7 +25,8 @@ test_hostile_virtq_SRCS     := tests/unit/test_hostile_virtq.c $(HOSTILE_DRIVERS
 # ---------------------------------------------------------------- fuzzing
 # libFuzzer targets (clang-14, ASan + UBSan): used-ring processing, config
 # and feature handling (with everything a device can do after that), the
-# command line. `make fuzz` runs each for FUZZ_SECONDS; `make fuzz-smoke`
+# command line, PCI config space (bus walk, capability lists, the virtio
+# capability walk, MSI-X) and the ACPI MADT. `make fuzz` runs each for FUZZ_SECONDS; `make fuzz-smoke`
 # (part of `make test`) runs each from its seed corpus (tests/fuzz/corpus/
 # <target>/) for a fixed number of inputs (<target>_SMOKE_RUNS, else
 # FUZZ_SMOKE_RUNS; a few seconds each) and writes $(BUILD)/results/fuzz.txt.
@@ -38,10 +39,13 @@ FUZZ_CFLAGS     := -std=gnu11 -O1 -g -Wall -Wextra -Wno-unused-parameter -fno-om
                    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                    -DHOST_TEST -Iinclude -I. -Itests/unit
 
-FUZZ_TARGETS := fuzz_virtq fuzz_balloon_device fuzz_cmdline
+FUZZ_TARGETS := fuzz_virtq fuzz_balloon_device fuzz_cmdline fuzz_pci_caps
 fuzz_virtq_SRCS          := tests/fuzz/fuzz_virtq.c drivers/virtio/virtq.c
 fuzz_balloon_device_SRCS := tests/fuzz/fuzz_balloon_device.c $(HOSTILE_DRIVERS) $(HOSTILE_FAKES)
 fuzz_cmdline_SRCS        := tests/fuzz/fuzz_cmdline.c kernel/lib/cmdline.c
+fuzz_pci_caps_SRCS       := tests/fuzz/fuzz_pci_caps.c $(PCI_LOGIC) drivers/pci/msix.c drivers/virtio/virtio_pci.c \
+                            drivers/virtio/virtq.c
+fuzz_pci_caps_SMOKE_RUNS := 20000
 fuzz_virtq_SMOKE_RUNS    := 20000
 fuzz_cmdline_SMOKE_RUNS  := 50000
 FUZZ_BINS := $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))

@@ -59,6 +59,11 @@ int vp_parse_caps(struct vp_dev *vp, const struct pci_dev *pd)
 			     vp->name);
 			break;
 		}
+		/* A virtio capability is 16 bytes (20 for notify), all of it inside
+		 * the 256-byte capability area: one placed at its very end is not
+		 * read past it. */
+		if (cap > 256 - 16)
+			continue;
 		uint8_t cap_len = (uint8_t)pci_read(pd, cap + 2, 1);
 		uint8_t type = (uint8_t)pci_read(pd, cap + 3, 1);
 		uint8_t bar = (uint8_t)pci_read(pd, cap + 4, 1);
@@ -69,7 +74,7 @@ int vp_parse_caps(struct vp_dev *vp, const struct pci_dev *pd)
 				continue;
 			/* The spec says to skip capabilities we cannot use and take the
 			 * next one of the same type, so a bad one is not fatal yet. */
-			if (cap_len < 16 || (r == VP_NOTIFY && cap_len < 20) || bar > 5)
+			if (cap_len < 16 || (r == VP_NOTIFY && (cap_len < 20 || cap > 256 - 20)) || bar > 5)
 				continue;
 			const struct pci_bar *b = &pd->bar[bar];
 			if (!b->size || b->io || !b->addr || length < min_len[r] ||

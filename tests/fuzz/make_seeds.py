@@ -99,3 +99,53 @@ for name, text in [
     ("long-word", b"name=" + b"x" * 300 + b" count=3"),
 ]:
     write("fuzz_cmdline", name, text)
+
+# ---------------------------------------------------------------- fuzz_pci_caps
+# 256 bytes of config space (vendor, device, header type forced to a modern
+# balloon), six le32 answers to BAR sizing (read big-endian from the input),
+# then an MADT.
+def cfg_with_caps(caps, cap_ptr):
+    c = bytearray(256)
+    struct.pack_into("<H", c, 0x06, 0x10)                  # status: capability list
+    struct.pack_into("<I", c, 0x20, 0xe0000000 | 0x4)      # BAR4: 64-bit memory
+    c[0x34] = cap_ptr
+    for at, data in caps:
+        c[at:at + len(data)] = data
+    return c
+
+
+def vcap(nxt, kind, bar, off, length, mult=None):
+    d = bytearray([0x09, nxt, 20 if mult is not None else 16, kind, bar, 0, 0, 0])
+    d += struct.pack("<II", off, length)
+    if mult is not None:
+        d += struct.pack("<I", mult)
+    return d
+
+
+SIZING = [0] * 4 + [0xffffc00c, 0xffffffff]                # BAR4: 16 KiB
+
+
+def madt(entries):
+    body = struct.pack("<II", 0xfee00000, 1) + b"".join(entries)
+    t = bytearray(b"APIC" + struct.pack("<I", 36 + len(body)) + bytes(28) + body)
+    return t
+
+
+IOAPIC = bytes([1, 12, 0, 0]) + struct.pack("<II", 0xfec00000, 0)
+OVERRIDE = bytes([2, 10, 0, 10]) + struct.pack("<IH", 10, 0xd)
+
+
+def pci_seed(name, caps, cap_ptr, table=b""):
+    sizing = b"".join(struct.pack(">I", s) for s in SIZING)
+    write("fuzz_pci_caps", name, bytes(cfg_with_caps(caps, cap_ptr)) + sizing + bytes(table))
+
+
+GOOD = [(0x40, vcap(0x50, 1, 4, 0x0000, 0x1000)), (0x50, vcap(0x60, 3, 4, 0x1000, 0x1000)),
+        (0x60, vcap(0x70, 4, 4, 0x2000, 0x1000)), (0x70, vcap(0, 2, 4, 0x3000, 0x1000, 4))]
+pci_seed("balloon", GOOD, 0x40, madt([IOAPIC, OVERRIDE]))
+# regressions: a vendor capability pointing at itself (the walk looped
+# forever), and one at the very end of config space (its fields were read
+# past byte 255)
+pci_seed("cyclic", [(0x40, vcap(0x40, 1, 4, 0, 0x1000))], 0x40, madt([IOAPIC]))
+pci_seed("at-the-end", [(0x40, vcap(0xfc, 1, 4, 0, 0x1000)), (0xfc, bytes([0x09, 0, 16, 4]))], 0x40,
+         madt([bytes([2, 200])]))
