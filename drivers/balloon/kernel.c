@@ -19,18 +19,36 @@
 #include "mm/shrinker.h"
 #include "kernel/lib/wake.h"
 
+/* Frames at or above this are never handed to the balloon (the protocol
+ * names 32-bit PFNs); the allocator knows nothing of that limit, so what it
+ * gives above it goes straight back. */
+static uint64_t limit_pfn = UINT64_MAX;
+
+void balloon_kernel_limit_pfn(uint64_t pfn) { limit_pfn = pfn; }
+
 static unsigned op_take_blocks(void *ctx, uint64_t *pfns, unsigned max)
 {
-	return mm_take_free_blocks(pfns, max);
+	unsigned got = mm_take_free_blocks(pfns, max), n = 0;
+	for (unsigned i = 0; i < got; i++) {
+		if (pfns[i] + PAGES_PER_BLOCK <= limit_pfn)
+			pfns[n++] = pfns[i];
+		else
+			mm_give_back(pfns[i], BLOCK_ORDER);
+	}
+	return n;
 }
 
 static unsigned op_compact(void *ctx, unsigned want) { return mm_compact_blocks(want); }
 
 static int op_take_run(void *ctx, unsigned order, uint64_t *pfn)
 {
-	if (order > BALLOON_MAX_RUN_ORDER)
+	if (order > BALLOON_MAX_RUN_ORDER || mm_take_run(order, pfn) != MM_OK)
 		return -1;
-	return mm_take_run(order, pfn) == MM_OK ? 0 : -1;
+	if (*pfn + (1ull << order) > limit_pfn) {
+		mm_give_back(*pfn, order);
+		return -1;
+	}
+	return 0;
 }
 
 static void op_give_back(void *ctx, uint64_t pfn, unsigned order) { mm_give_back(pfn, order); }

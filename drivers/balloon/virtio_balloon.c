@@ -203,19 +203,32 @@ static void start_core(struct virtio_balloon_dev *d, int first)
 			klog("virtio-balloon: memory manager not running; device ready, balloon idle");
 		return;
 	}
-	size_t track_pages = (balloon_track_bytes(max_pfn) + PAGE_SIZE - 1) / PAGE_SIZE;
+	/* PFNs are le32 on the wire: frames at or above 16 TiB cannot be named.
+	 * They stay ordinary memory (the memory ops never hand them over). */
+	if (max_pfn > BALLOON_MAX_PFN) {
+		if (first)
+			klog("virtio-balloon: %llu MiB of RAM above 16 TiB cannot be named in the protocol's "
+			     "32-bit PFNs; it stays ordinary memory",
+			     (unsigned long long)PAGES_TO_MIB(max_pfn - BALLOON_MAX_PFN));
+		max_pfn = BALLOON_MAX_PFN;
+	}
+	balloon_kernel_limit_pfn(max_pfn);
+	/* The PFN arrays and stats are read by the device: DMA memory, a few
+	 * pages. The tracking bitmaps are the CPU's alone and grow with RAM
+	 * (~130 bytes per 2 MiB: 68 MiB at 1 TiB): anonymous memory, which is
+	 * virtually contiguous at any size (one DMA run is at most 2 MiB). */
+	size_t track_bytes = (balloon_track_bytes(max_pfn) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 	if (!d->dma)
 		d->dma = dma_alloc_pages(BALLOON_DMA_BYTES / PAGE_SIZE, &d->dma_pa);
 	if (!d->track) {
-		uint64_t track_pa;
-		d->track = dma_alloc_pages(track_pages, &track_pa);
-		d->track_len = d->track ? track_pages * PAGE_SIZE : 0;
+		d->track = kmem_anon_map(track_bytes);
+		d->track_len = d->track ? track_bytes : 0;
 	}
 	if (!d->b)
 		d->b = balloon_alloc();
 	if (!d->dma || !d->track || !d->b) {
-		klog("virtio-balloon: no memory for %u + %zu pages of buffers; balloon idle",
-		     (unsigned)(BALLOON_DMA_BYTES / PAGE_SIZE), track_pages);
+		klog("virtio-balloon: no memory for %u pages of DMA buffers and %zu KiB of books; balloon idle",
+		     (unsigned)(BALLOON_DMA_BYTES / PAGE_SIZE), track_bytes >> 10);
 		return;
 	}
 	struct balloon_setup s = {

@@ -15,7 +15,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scenarios import SCENARIOS, Context  # noqa: E402
+from scenarios import SCENARIOS, Context, Skip  # noqa: E402
 
 
 def run_one(args, name):
@@ -25,6 +25,8 @@ def run_one(args, name):
     try:
         fn(ctx)
         ok, why = True, ""
+    except Skip as e:
+        ok, why = None, f"skipped: {e}"
     except (AssertionError, TimeoutError, RuntimeError, OSError) as e:
         ok, why = False, f"{type(e).__name__}: {e}"
     except Exception:
@@ -59,9 +61,14 @@ def main():
         futs = [pool.submit(run_one, args, n) for n in names]
         for fut in cf.as_completed(futs):
             name, ok, why, secs, ctx = fut.result()
-            print(f"qemu  {name:<28} {'ok' if ok else 'FAILED'} ({secs:.1f} s)", flush=True)
+            verdict = "ok" if ok else "SKIPPED" if ok is None else "FAILED"
+            print(f"qemu  {name:<28} {verdict} ({secs:.1f} s)", flush=True)
             for n in ctx.notes:
                 print(f"      {n}")
+            if ok is None:
+                print(f"      {why}")
+                lines.append(f"SKIP qemu/{name}: {why}")
+                continue
             if not ok:
                 failed += 1
                 print("      " + why.replace("\n", "\n      "))

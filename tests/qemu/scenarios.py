@@ -21,6 +21,11 @@ def scenario(name, slow=False):
     return register
 
 
+class Skip(Exception):
+    """Raised by a scenario the host cannot run: recorded as SKIP with the
+    reason, never as a pass."""
+
+
 def check(cond, why):
     if not cond:
         raise AssertionError(why)
