@@ -17,8 +17,8 @@ const char *balloon_limit_name(enum balloon_limit_reason r)
 	static const char *const names[] = { "none", "clamped by balloon.max",
 	                                     "clamped by balloon.min_free",
 	                                     "held since a deflate on OOM until the host sets a new target",
-	                                     "a knob asks for less, but the host still asks for it "
-	                                     "(no deflate-on-oom): held until the host lowers its target" };
+	                                     ("a knob asks for less, but the host still asks for it "
+	                                      "(no deflate-on-oom): held until the host lowers its target") };
 	return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "?";
 }
 
