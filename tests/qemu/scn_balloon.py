@@ -122,6 +122,14 @@ def balloon_unreachable_target(ctx):
     console(vm, "balloon check", r"balloon: books consistent", 30)
 
 
+def move_to(vm, target_mib, timeout=120):
+    """Set the guest's size and check it got there (within a 2 MiB block);
+    returns the seconds it took."""
+    got, secs = set_target(vm, target_mib, timeout=timeout)
+    check(abs(got - target_mib) < 2, f"asked for {target_mib} MiB of guest memory, it stopped at {got:.0f} MiB")
+    return secs
+
+
 @scenario("balloon_iommu_platform")
 def balloon_iommu_platform(ctx):
     """A device with iommu_platform=on (as confidential-VM setups configure
@@ -131,10 +139,8 @@ def balloon_iommu_platform(ctx):
     vm = ctx.vm(mem_mb=512, balloon_props={"iommu_platform": "on"})
     boot_to_prompt(vm)
     vm.wait_for(r"virtio-balloon: using .*access-platform", 5)
-    got, _ = set_target(vm, 384)
-    check(abs(got - 384) < 2, f"inflate stopped at {got:.0f} MiB")
-    got, _ = set_target(vm, 512)
-    check(abs(got - 512) < 2, f"deflate stopped at {got:.0f} MiB")
+    move_to(vm, 384)
+    move_to(vm, 512)
     console(vm, "balloon check", r"balloon: books consistent")
 
 
@@ -148,16 +154,14 @@ def balloon_pc_machine(ctx):
     boot_to_prompt(vm)
     vm.wait_for(r"using port I/O", 5)
     vm.wait_for(r"virtio-balloon: .* transitional", 5)
-    got, _ = set_target(vm, 384)
-    check(abs(got - 384) < 2, f"inflate stopped at {got:.0f} MiB")
+    move_to(vm, 384)
     text = console(vm, "balloon", r"^interrupts: (.*)").group(1)
     check(text.startswith("INTx line") and "0 configuration changes" not in text,
           f"the target did not arrive as an INTx configuration interrupt: {text!r}")
     enable_stats(vm, 1)
     stats, _ = guest_stats(vm, newer_than=int(time.time()))
     check(stats.get("stat-free-memory", 0) > 0, f"no guest stats on the pc machine: {stats}")
-    got, _ = set_target(vm, 512)
-    check(abs(got - 512) < 2, f"deflate stopped at {got:.0f} MiB")
+    move_to(vm, 512)
     console(vm, "balloon check", r"balloon: books consistent")
     ctx.note(f"pc machine: {text}")
 
@@ -172,14 +176,12 @@ def balloon_single_desc(ctx):
     console(vm, "app fill", r"app: fill done", 120)
     console(vm, "app shrink all", r"app: shrink done")
     rss0 = rss_mib(vm)
-    got, _ = set_target(vm, 256)
-    check(abs(got - 256) < 2, f"inflate stopped at {got:.0f} MiB")
+    move_to(vm, 256)
     m = console(vm, "balloon", r"balloon: .*actual \d+ pages.*; (\d+) whole blocks \+ (\d+) pages in runs")
     check(int(m.group(1)) == 0, f"{m.group(1)} whole-block elements with single descriptors")
     drop = rss0 - rss_mib(vm)
     check(drop >= 256 - 16, f"QEMU's RSS dropped {drop:.0f} MiB for a 256 MiB balloon")
-    got, _ = set_target(vm, 512)
-    check(abs(got - 512) < 2, f"deflate stopped at {got:.0f} MiB")
+    move_to(vm, 512)
     console(vm, "balloon check", r"balloon: books consistent")
     ctx.note(f"single-descriptor elements: RSS dropped {drop:.0f} MiB for 256 MiB ballooned")
 
@@ -194,11 +196,9 @@ def balloon_48g(ctx):
         ram = 48 * 1024
         vm = ctx.vm(mem_mb=ram)
         boot_to_prompt(vm, timeout=240)
-        got, secs = set_target(vm, ram - 8192, timeout=240)
-        check(abs(got - (ram - 8192)) < 2, f"inflate of 8 GiB stopped at {ram - got:.0f} MiB")
+        secs = move_to(vm, ram - 8192, timeout=240)
         console(vm, "balloon check", r"balloon: books consistent", 60)
-        got2, secs2 = set_target(vm, ram, timeout=240)
-        check(abs(got2 - ram) < 2, f"deflate stopped at {got2:.0f} MiB")
+        secs2 = move_to(vm, ram, timeout=240)
         console(vm, "balloon check", r"balloon: books consistent", 60)
         m = vm.wait_for(r"boot: ready (\d+) us", 1)[0]
         ctx.note(f"48 GiB guest: ready {int(m.group(1)) / 1000:.0f} ms after ExitBootServices; "
