@@ -12,6 +12,7 @@ cannot restore each other's settings.
 import contextlib
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 
@@ -60,3 +61,40 @@ def hugetlb_pool(mib):
                 subprocess.run(["umount", mount], check=False)
             os.rmdir(mount)
             _write_nr(before)
+
+
+TAKE = r"""
+import mmap, os, sys
+path, want = sys.argv[1], int(sys.argv[2])
+fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+got = 0
+try:
+    while got < want:
+        try:   # allocate one huge page; ENOSPC when the pool has none left
+            os.posix_fallocate(fd, got << 21, 1 << 21)
+        except OSError:
+            break
+        got += 1
+    if got:   # and touch every page, as a guest or a database would
+        m = mmap.mmap(fd, got << 21)
+        for i in range(got):
+            m[i << 21] = 1
+        m.close()
+finally:
+    os.close(fd)
+    os.unlink(path)
+print(got * 2)
+"""
+
+
+def take_huge_pages(mount, mib):
+    """What another process can really get from the pool now: a separate
+    process allocates (fallocate on a hugetlbfs file, which fails cleanly
+    where a touch would SIGBUS) and touches up to `mib` MiB of huge pages,
+    then exits and gives them back. Returns the MiB it got."""
+    path = os.path.join(mount, f"taker-{os.getpid()}-{threading.get_ident()}")
+    p = subprocess.run([sys.executable, "-c", TAKE, path, str(int(mib) // 2)], capture_output=True,
+                       text=True, timeout=120)
+    if p.returncode != 0:
+        raise RuntimeError(f"huge page taker failed: {p.stderr.strip()[-300:]}")
+    return int(p.stdout.strip())

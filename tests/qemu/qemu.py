@@ -50,12 +50,18 @@ def image_variant(build, image, name, remove=(), add=None):
 class Qemu:
     def __init__(self, build, image, name, cmdline=None, mem_mb=512,
                  balloon="modern", balloon_props=None, hugetlb_path=None,
-                 debug_exit=True, extra=(), machine="q35"):
+                 debug_exit=True, extra=(), machine="q35", hugetlb_share=True, hugetlb_reserve=True):
         self.build, self.image, self.name = build, image, name
         self.cmdline, self.mem_mb = cmdline, mem_mb
         self.balloon, self.balloon_props = balloon, balloon_props or {}
         self.hugetlb_path, self.debug_exit, self.extra = hugetlb_path, debug_exit, list(extra)
         self.machine = machine   # "q35", or "pc" (i440fx: QEMU's and virt-install's default)
+        # share=on: pages the balloon releases go back to the pool for anyone;
+        # share=off (QEMU's default) keeps them reserved for this QEMU.
+        self.hugetlb_share = hugetlb_share
+        # reserve=off (MAP_NORESERVE): no pages reserved up front, so freed
+        # ones go back to the pool even with share=off
+        self.hugetlb_reserve = hugetlb_reserve
         self.dir = os.path.join(build, "qemu", name)
         os.makedirs(self.dir, exist_ok=True)
         self.qmp_path = os.path.join(self.dir, "qmp.sock")
@@ -79,7 +85,8 @@ class Qemu:
         if self.hugetlb_path:
             machine += ",memory-backend=mem"
             a += ["-object", f"memory-backend-file,id=mem,size={self.mem_mb}M,"
-                             f"mem-path={self.hugetlb_path},share=off"]
+                             f"mem-path={self.hugetlb_path},share={'on' if self.hugetlb_share else 'off'}"
+                             + ("" if self.hugetlb_reserve else ",reserve=off")]
         a[1:1] = ["-machine", machine]
         if self.debug_exit:
             a += ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
