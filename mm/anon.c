@@ -4,6 +4,7 @@
 #include <string.h>
 #include "mm/anon.h"
 #include "klog.h"
+#include "kclock.h"
 
 int anon_init(struct anon *a, struct frame_alloc *fa, struct pgtable *pt, uint64_t base, uint64_t size)
 {
@@ -59,8 +60,13 @@ static void vs_give(struct anon *a, uint64_t va, uint64_t len)
 		a->free[i] = (struct anon_extent){ va, len };
 		a->nfree++;
 	} else {
-		klog("mm: anon: free-extent table full, %llu KiB of virtual space dropped",
-		     (unsigned long long)(len >> 10));
+		/* The window is 16 TiB: losing a little virtual space is harmless,
+		 * a line per unmap is not (a workload freeing at random would
+		 * flood the console): one line a second with the running total. */
+		a->dropped += len;
+		klog_ratelimited(&a->lim_dropped, NS_PER_S,
+		                 "mm: anon: free-extent table full, %llu KiB of virtual space dropped so far",
+		                 (unsigned long long)(a->dropped >> 10));
 	}
 }
 

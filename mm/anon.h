@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include "mm/frame.h"
 #include "mm/pgtable.h"
+#include "klog.h"
 
 #define ANON_EXTENTS 1024      /* free virtual extents (holes between live mappings) */
 #define ANON_MAPS    16384     /* live mappings tracked for unmap checks: 32 GiB of 2 MiB chunks */
@@ -35,6 +36,8 @@ struct anon {
 	struct pgtable *pt;
 	uint64_t base, size;
 	struct anon_extent free[ANON_EXTENTS];   /* sorted by va, disjoint, not adjacent */
+	uint64_t dropped;                        /* virtual space lost to a full table */
+	struct klog_limit lim_dropped;
 	unsigned nfree;
 	struct anon_extent live[ANON_MAPS];      /* live mappings (unsorted) */
 	unsigned nlive;

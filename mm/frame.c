@@ -216,8 +216,13 @@ uint64_t fa_free_range(struct frame_alloc *fa, uint64_t pfn, uint64_t count)
 
 uint32_t fa_grab_free_block(struct frame_alloc *fa, enum block_kind kind)
 {
+	return fa_grab_block(fa, kind, 0);
+}
+
+uint32_t fa_grab_block(struct frame_alloc *fa, enum block_kind kind, int resident_only)
+{
 	uint32_t b = fa->lists[FA_L_FREE_RES].head;
-	if (b == FA_NIL)
+	if (b == FA_NIL && !resident_only)
 		b = fa->lists[FA_L_FREE_NONRES].head;
 	if (b != FA_NIL) {
 		fa_list_del(fa, b);

@@ -198,6 +198,9 @@ int fa_check(const struct frame_alloc *fa, char *why, size_t why_len);
 /* Take up to n wholly free 2 MiB blocks for the balloon, resident first;
  * their first frame numbers go to pfns[]. Returns how many were taken. */
 uint64_t fa_balloon_take_blocks(struct frame_alloc *fa, uint64_t n, uint64_t *pfns);
+/* The same, resident_only: only blocks the host may back (written since boot
+ * or since it last discarded them) - ballooning any other releases nothing. */
+uint64_t fa_balloon_take_blocks_from(struct frame_alloc *fa, uint64_t n, uint64_t *pfns, int resident_only);
 /* Take up to n free runs of 2^order frames (order < 9): from partially used
  * blocks (unmovable ones first, then movable ones fullest first); a wholly
  * free block is broken only when no partial block has such a run. */

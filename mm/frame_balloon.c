@@ -14,11 +14,16 @@
 
 uint64_t fa_balloon_take_blocks(struct frame_alloc *fa, uint64_t n, uint64_t *pfns)
 {
+	return fa_balloon_take_blocks_from(fa, n, pfns, 0);
+}
+
+uint64_t fa_balloon_take_blocks_from(struct frame_alloc *fa, uint64_t n, uint64_t *pfns, int resident_only)
+{
 	uint64_t got = 0;
 	if (!pfns)
 		return 0;
 	while (got < n) {
-		uint32_t b = fa_grab_free_block(fa, BK_BALLOON);
+		uint32_t b = fa_grab_block(fa, BK_BALLOON, resident_only);
 		if (b == FA_NIL)
 			break;
 		pfns[got++] = fa_take_run(fa, b, 0, BLOCK_ORDER, FS_BALLOON, 0);

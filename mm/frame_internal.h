@@ -23,6 +23,9 @@
 /* Take a wholly free block for `kind` (resident first; else a wholly free
  * current block of either kind). FA_NIL if none. The block is on no list. */
 uint32_t fa_grab_free_block(struct frame_alloc *fa, enum block_kind kind);
+/* The same; resident_only: never a block the host does not back (a wholly
+ * free current block counts as resident: it was in use). */
+uint32_t fa_grab_block(struct frame_alloc *fa, enum block_kind kind, int resident_only);
 /* Make the current block of `kind` an ordinary block and settle it. */
 void fa_uncurrent(struct frame_alloc *fa, enum block_kind kind);
 

@@ -44,9 +44,9 @@ void mm_get_stats(struct mm_stats *s)
 
 /* ---------------------------------------------------------------- lending memory out */
 
-unsigned mm_take_free_blocks(uint64_t *pfns, unsigned max)
+unsigned mm_take_free_blocks(uint64_t *pfns, unsigned max, int resident_only)
 {
-	return mmk.ready ? (unsigned)fa_balloon_take_blocks(&mmk.fa, max, pfns) : 0;
+	return mmk.ready ? (unsigned)fa_balloon_take_blocks_from(&mmk.fa, max, pfns, resident_only) : 0;
 }
 
 int mm_take_run(unsigned order, uint64_t *pfn)

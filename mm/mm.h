@@ -62,8 +62,8 @@ void mm_print_stats(void);
  * Frames come back free, with undefined contents, counted as not resident.
  */
 /* Up to `max` wholly free 2 MiB blocks (first PFNs into pfns[]), blocks the
- * host may hold resident first. Does not compact. */
-unsigned mm_take_free_blocks(uint64_t *pfns, unsigned max);
+ * host may hold resident first; resident_only: no others. Does not compact. */
+unsigned mm_take_free_blocks(uint64_t *pfns, unsigned max, int resident_only);
 /* One free, naturally aligned run of 2^order frames, order < BLOCK_ORDER:
  * MM_OK and *pfn, or MM_ENOMEM (nothing changed). */
 int mm_take_run(unsigned order, uint64_t *pfn);

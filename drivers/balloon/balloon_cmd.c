@@ -160,6 +160,8 @@ static int cmd_balloon(int argc, char **argv)
 	balloon_get_status(d->b, &st);
 	printf("reaction: configuration interrupt -> poll %llu us, new target -> first element %llu us\n",
 	       (unsigned long long)(d->irq_to_poll_ns / 1000), (unsigned long long)(st.reaction_ns / 1000));
+	printf("residency: %llu blocks made free by compaction before any block the host does not back "
+	       "was taken\n", (unsigned long long)balloon_kernel_blocks_compacted());
 	static char text[1400];
 	balloon_format_status(d->b, text, sizeof text);
 	printf("%s\n", text);

@@ -2,7 +2,8 @@
  * kernel.c - the balloon core's memory seam (struct balloon_mem_ops, contract
  * in balloon.h) and reclaim seam bound to the kernel, through mm/'s public
  * calls only (mm/mm.h, mm/shrinker.h):
- *   take_blocks -> mm_take_free_blocks (resident free blocks first)
+ *   take_blocks -> mm_take_free_blocks: resident free blocks, then compaction,
+ *                  then blocks the host does not back (below)
  *   compact     -> mm_compact_blocks (bounded work)
  *   take_run    -> mm_take_run, orders up to BALLOON_MAX_RUN_ORDER
  *   give_back   -> mm_give_back (frames come back free, not resident)
@@ -18,6 +19,7 @@
 #include "mm/mm.h"
 #include "mm/shrinker.h"
 #include "kernel/lib/wake.h"
+#include "kclock.h"
 
 /* Frames at or above this are never handed to the balloon (the protocol
  * names 32-bit PFNs); the allocator knows nothing of that limit, so what it
@@ -26,9 +28,10 @@ static uint64_t limit_pfn = UINT64_MAX;
 
 void balloon_kernel_limit_pfn(uint64_t pfn) { limit_pfn = pfn; }
 
-static unsigned op_take_blocks(void *ctx, uint64_t *pfns, unsigned max)
+/* Keep the blocks below the protocol's limit, give the others back. */
+static unsigned below_limit(uint64_t *pfns, unsigned got)
 {
-	unsigned got = mm_take_free_blocks(pfns, max), n = 0;
+	unsigned n = 0;
 	for (unsigned i = 0; i < got; i++) {
 		if (pfns[i] + PAGES_PER_BLOCK <= limit_pfn)
 			pfns[n++] = pfns[i];
@@ -37,6 +40,41 @@ static unsigned op_take_blocks(void *ctx, uint64_t *pfns, unsigned max)
 	}
 	return n;
 }
+
+/*
+ * Release what the host backs first. A block the guest never wrote (or that
+ * the host already discarded) costs the host nothing: ballooning it gives
+ * the host nothing back. So: resident free blocks; when they run short,
+ * compaction, which turns the free frames of partly used movable blocks
+ * (resident: they were written) into more resident free blocks; blocks the
+ * host does not back only when neither helps. Compaction is bounded
+ * (COMPACT_ROUNDS calls of MM_LEND_COMPACT_BUDGET frames per take); once it
+ * frees nothing it is not tried again for COMPACT_REST_NS, and only then are
+ * non-resident blocks taken. A take that compaction could not fill yet comes
+ * back short, and the next poll goes on.
+ */
+#define COMPACT_REST_NS (1000 * NS_PER_MS)
+#define COMPACT_ROUNDS  8   /* bounded compaction calls per take (each MM_LEND_COMPACT_BUDGET frames) */
+static uint64_t compact_rest_until;
+static uint64_t blocks_compacted;
+
+static unsigned op_take_blocks(void *ctx, uint64_t *pfns, unsigned max)
+{
+	unsigned got = below_limit(pfns, mm_take_free_blocks(pfns, max, 1));
+	for (unsigned round = 0; got < max && round < COMPACT_ROUNDS && clock_ns() >= compact_rest_until;
+	     round++) {
+		unsigned freed = mm_compact_blocks(max - got);
+		blocks_compacted += freed;
+		got += below_limit(pfns + got, mm_take_free_blocks(pfns + got, max - got, 1));
+		if (!freed)
+			compact_rest_until = clock_ns() + COMPACT_REST_NS;
+	}
+	if (got < max && clock_ns() < compact_rest_until)   /* compaction no longer helps */
+		got += below_limit(pfns + got, mm_take_free_blocks(pfns + got, max - got, 0));
+	return got;
+}
+
+uint64_t balloon_kernel_blocks_compacted(void) { return blocks_compacted; }
 
 static unsigned op_compact(void *ctx, unsigned want) { return mm_compact_blocks(want); }
 

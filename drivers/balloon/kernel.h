@@ -15,6 +15,8 @@ extern const struct balloon_mem_ops balloon_kernel_mem_ops;
 extern const struct balloon_reclaim_ops balloon_kernel_reclaim_ops;
 /* PFNs the allocator can lend are below this (0 before mm/ is up). */
 uint64_t balloon_kernel_max_pfn(void);
+/* Blocks compaction freed for the balloon before it took non-resident ones. */
+uint64_t balloon_kernel_blocks_compacted(void);
 /* Never hand the balloon frames at or above `pfn` (the protocol's limit). */
 void balloon_kernel_limit_pfn(uint64_t pfn);
 /* Register the allocator's OOM notifier for the device's core (once). */

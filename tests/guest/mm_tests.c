@@ -248,7 +248,7 @@ SELFTEST(mm_balloon_ops)
 {
 	uint64_t free0 = mm_free_pages(), total = mm_total_pages(), pfns[2], run;
 	ST_ASSERT(total == mmk.fa.total && free0 <= total);
-	ST_ASSERT(mm_take_free_blocks(pfns, 2) == 2);
+	ST_ASSERT(mm_take_free_blocks(pfns, 2, 0) == 2);
 	ST_ASSERT(pfns[0] % 512 == 0 && pfns[1] % 512 == 0 && pfns[1] < mm_max_pfn());
 	ST_ASSERT(mm_free_pages() == free0 - 1024);
 	ST_ASSERT(mm_take_run(3, &run) == MM_OK && run % 8 == 0);

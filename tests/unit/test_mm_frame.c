@@ -462,6 +462,30 @@ static void test_balloon_hooks(void **state)
 	mm_sim_fini(&s);
 }
 
+/* The balloon can ask for blocks the host backs only: a block never written
+ * since boot (or discarded by the host) releases nothing when ballooned. */
+static void test_balloon_resident_blocks_only(void **state)
+{
+	struct mm_sim s;
+	assert_int_equal(mm_sim_init_flat(&s, 16, 0), 0);
+	struct frame_alloc *fa = &s.fa;
+	uint64_t a, b, pfns[16], nblocks = fa_free_blocks(fa);
+	assert_true(nblocks >= 4 && nblocks <= 16);
+	assert_int_equal(fa_balloon_take_blocks_from(fa, 16, pfns, 1), 0);   /* nothing written yet */
+	assert_int_equal(fa_alloc(fa, 9, &a), MM_OK);
+	assert_int_equal(fa_alloc(fa, 9, &b), MM_OK);
+	fa_free(fa, a, 9);
+	fa_free(fa, b, 9);
+	assert_int_equal(fa_balloon_take_blocks_from(fa, 16, pfns, 1), 2);   /* the two written ones */
+	assert_true((pfns[0] == a && pfns[1] == b) || (pfns[0] == b && pfns[1] == a));
+	assert_int_equal(fa_balloon_take_blocks_from(fa, 16, pfns + 2, 1), 0);
+	assert_int_equal(fa_balloon_take_blocks_from(fa, 16, pfns + 2, 0), nblocks - 2); /* then the others */
+	for (unsigned i = 0; i < nblocks; i++)
+		fa_balloon_return(fa, pfns[i], 9);
+	assert_consistent(fa);
+	mm_sim_fini(&s);
+}
+
 static void test_free_page_reporting(void **state)
 {
 	struct mm_sim s;
@@ -566,6 +590,7 @@ int main(void)
 		cmocka_unit_test(test_runs_and_blocks),
 		cmocka_unit_test(test_oom_notifier),
 		cmocka_unit_test(test_balloon_hooks),
+		cmocka_unit_test(test_balloon_resident_blocks_only),
 		cmocka_unit_test(test_free_page_reporting),
 		cmocka_unit_test(test_claim_range),
 		cmocka_unit_test(test_metrics_format),
