@@ -98,3 +98,21 @@ def take_huge_pages(mount, mib):
     if p.returncode != 0:
         raise RuntimeError(f"huge page taker failed: {p.stderr.strip()[-300:]}")
     return int(p.stdout.strip())
+
+
+@contextlib.contextmanager
+def pool_for_scenario(ctx, mib):
+    """hugetlb_pool for a QEMU scenario: a host that cannot give one makes
+    the scenario skipped (with the reason), and the scenario's guests are
+    stopped before the pool goes away."""
+    from scenarios import Skip
+    try:
+        pool = hugetlb_pool(mib)
+        mount = pool.__enter__()
+    except Unavailable as e:
+        raise Skip(f"cannot set up hugetlbfs: {e}") from None
+    try:
+        yield mount
+    finally:
+        ctx.cleanup()
+        pool.__exit__(None, None, None)

@@ -6,8 +6,8 @@ import time
 from balloon_host import (app_check, app_fill, app_release_all, boot_to_prompt, console,
                           enable_stats, guest_mib, guest_stats, mem_info, rss_mib, set_target)
 from host_settings import overcommit
-from hugetlb import Unavailable, hugetlb_pool, meminfo, take_huge_pages
-from scenarios import Skip, check, scenario
+from hugetlb import meminfo, pool_for_scenario, take_huge_pages
+from scenarios import check, scenario
 
 RAM = 1024
 
@@ -49,12 +49,7 @@ def hugetlb_run(ctx, share, reserve=True):
     """A hugetlbfs-backed guest that touched all its RAM, inflated by half;
     returns (ballooned MiB, what another process then took from the pool,
     HugePages_Rsvd before and after, slack MiB the pool had anyway)."""
-    try:
-        pool = hugetlb_pool(mib=RAM + 64)
-        mount = pool.__enter__()
-    except Unavailable as e:
-        raise Skip(f"cannot set up hugetlbfs: {e}")
-    try:
+    with pool_for_scenario(ctx, RAM + 64) as mount:
         vm = ctx.vm(mem_mb=RAM, hugetlb_path=mount, hugetlb_share=share, hugetlb_reserve=reserve)
         boot_to_prompt(vm)
         # Touch all guest memory so the host really allocated its huge pages.
@@ -74,9 +69,6 @@ def hugetlb_run(ctx, share, reserve=True):
         check(held >= RAM - 160, f"after deflate the app got only {held} MiB")
         app_check(vm)
         return ballooned, secs, taken, rsvd0, rsvd1, slack
-    finally:
-        ctx.cleanup()
-        pool.__exit__(None, None, None)
 
 
 @scenario("balloon_hugetlb")
@@ -257,12 +249,7 @@ def balloon_resident_first(ctx):
     blocks the host never backed: another process then gets >= 0.98 of the
     balloon from the pool (it used to be 0.70)."""
     ram = 2048
-    try:
-        pool = hugetlb_pool(mib=ram + 64)
-        mount = pool.__enter__()
-    except Unavailable as e:
-        raise Skip(f"cannot set up hugetlbfs: {e}")
-    try:
+    with pool_for_scenario(ctx, ram + 64) as mount:
         vm = ctx.vm(mem_mb=ram, hugetlb_path=mount, hugetlb_share=True, cmdline="app.chunk=128K")
         boot_to_prompt(vm)
         console(vm, "app grow 1536M", r"app: grow done", 300)
@@ -283,6 +270,3 @@ def balloon_resident_first(ctx):
         check(reused >= 0.98 * 1024, f"another process got {reused} MiB of the 1024 MiB ballooned")
         console(vm, "app check", r"app: check ok", 300)
         console(vm, "balloon check", r"balloon: books consistent", 60)
-    finally:
-        ctx.cleanup()
-        pool.__exit__(None, None, None)

@@ -7,8 +7,8 @@ the balloon must release what the other needs, resident pages first."""
 import time
 
 from balloon_host import app_check, boot_to_prompt, console, set_target
-from hugetlb import Unavailable, hugetlb_pool, meminfo
-from scenarios import Skip, check, scenario
+from hugetlb import meminfo, pool_for_scenario
+from scenarios import check, scenario
 
 RAM = 2048
 POOL = RAM * 3 // 2          # MiB: 1.5 guests
@@ -37,13 +37,8 @@ def two_guests_one_pool(ctx):
     1.5 GiB into the pages A gave up. Then B shrinks and balloons them back,
     A deflates and refills. Both apps' checksums hold, neither QEMU dies, and
     the pool's counts are printed at each step."""
-    try:
-        pool = hugetlb_pool(mib=POOL)
-        mount = pool.__enter__()
-    except Unavailable as e:
-        raise Skip(f"cannot set up hugetlbfs: {e}")
     steps = []
-    try:
+    with pool_for_scenario(ctx, POOL) as mount:
         kw = dict(mem_mb=RAM, hugetlb_path=mount, hugetlb_share=True, hugetlb_reserve=False,
                   balloon_props={"deflate-on-oom": "on"})
         a = ctx.vm(name=f"{ctx.name}_a", **kw)
@@ -84,6 +79,3 @@ def two_guests_one_pool(ctx):
         app_check(a)
         for s in steps:
             ctx.note(s)
-    finally:
-        ctx.cleanup()
-        pool.__exit__(None, None, None)
