@@ -6,4 +6,4 @@ KERNEL_SRCS += drivers/pci/pci.c drivers/pci/pci_hw.c drivers/pci/msix.c drivers
 PCI_LOGIC := drivers/pci/pci.c kernel/lib/acpi.c
 
 UNIT_TESTS += test_pci_msix
-test_pci_msix_SRCS := tests/unit/test_pci_msix.c drivers/pci/msix.c
+test_pci_msix_SRCS := tests/unit/test_pci_msix.c drivers/pci/msix.c $(PCI_LOGIC)

@@ -28,18 +28,32 @@ int pci_msix_locate(uint16_t ctrl, uint32_t table, const struct pci_bar bars[6],
 	return 0;
 }
 
-#ifndef HOST_TEST
-int pci_msix_init(struct pci_msix *m, const struct pci_dev *d, const char **why)
+int pci_msix_find(const struct pci_dev *d, uint16_t *cap_out, uint64_t *pa, uint16_t *entries,
+                  const char **why)
 {
 	uint16_t cap = pci_find_cap(d, PCI_CAP_ID_MSIX, 0);
 	if (!cap) {
 		*why = "no MSI-X capability";
 		return -1;
 	}
+	/* 12 bytes (id, next, control, table, PBA): one placed at the very end
+	 * of config space is not read past it */
+	if (cap > 256 - 12) {
+		*why = "MSI-X capability runs past config space";
+		return -1;
+	}
+	*cap_out = cap;
+	return pci_msix_locate((uint16_t)pci_read(d, (uint16_t)(cap + PCI_MSIX_CTRL), 2),
+	                       pci_read(d, (uint16_t)(cap + 4), 4), d->bar, pa, entries, why);
+}
+
+#ifndef HOST_TEST
+int pci_msix_init(struct pci_msix *m, const struct pci_dev *d, const char **why)
+{
+	uint16_t cap;
 	uint64_t pa;
 	uint16_t n;
-	if (pci_msix_locate((uint16_t)pci_read(d, (uint16_t)(cap + PCI_MSIX_CTRL), 2),
-	                    pci_read(d, (uint16_t)(cap + 4), 4), d->bar, &pa, &n, why))
+	if (pci_msix_find(d, &cap, &pa, &n, why))
 		return -1;
 	volatile uint32_t *t = mmio_map(pa, (uint64_t)n * PCI_MSIX_ENTRY_SIZE);
 	if (!t) {

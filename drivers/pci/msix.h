@@ -33,6 +33,11 @@ struct pci_msix {
 int pci_msix_locate(uint16_t ctrl, uint32_t table, const struct pci_bar bars[6],
                     uint64_t *pa, uint16_t *entries, const char **why);
 
+/* Find the function's MSI-X capability and its table (pure over config
+ * space reads): 0 with the capability's offset, the table's physical address
+ * and its entries; -1 and *why if there is none or it is malformed. */
+int pci_msix_find(const struct pci_dev *d, uint16_t *cap, uint64_t *pa, uint16_t *entries,
+                  const char **why);
 int pci_msix_init(struct pci_msix *m, const struct pci_dev *d, const char **why);
 int pci_msix_route(struct pci_msix *m, unsigned entry, uint32_t apic_id, uint8_t vector);
 void pci_msix_enable(struct pci_msix *m, int on);

@@ -89,18 +89,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (int r = 0; r < VP_NREGIONS; r++)
 				CHECK(vp.r[r].bar < 6 && (uint64_t)vp.r[r].offset + vp.r[r].length <= d->bar[vp.r[r].bar].size,
 				      "region %d outside its BAR", r);
-		uint16_t mc = pci_find_cap(d, PCI_CAP_ID_MSIX, 0);
-		if (mc) {
-			uint16_t ctrl = (uint16_t)rd(&f, 0, 0, 0, (uint16_t)(mc + 2), 2);
+		uint16_t mc;
+		uint64_t pa;
+		uint16_t entries;
+		const char *why;
+		if (pci_msix_find(d, &mc, &pa, &entries, &why) == 0) {
 			uint32_t table = rd(&f, 0, 0, 0, (uint16_t)(mc + 4), 4);
-			uint64_t pa;
-			uint16_t entries;
-			const char *why;
-			if (pci_msix_locate(ctrl, table, d->bar, &pa, &entries, &why) == 0) {
-				const struct pci_bar *b = &d->bar[table & 7];
-				CHECK((table & 7) < 6 && pa >= b->addr &&
-				      pa - b->addr + (uint64_t)entries * 16 <= b->size, "MSI-X table outside its BAR");
-			}
+			const struct pci_bar *b = &d->bar[table & 7];
+			CHECK((table & 7) < 6 && pa >= b->addr &&
+			      pa - b->addr + (uint64_t)entries * 16 <= b->size, "MSI-X table outside its BAR");
 		}
 	}
 
