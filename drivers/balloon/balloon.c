@@ -265,7 +265,6 @@ static void status_line(struct balloon *b)
 /* ---- state for others */
 
 struct balloon *balloon_alloc(void) { return calloc(1, sizeof(struct balloon)); }
-void balloon_free(struct balloon *b) { free(b); }
 
 uint64_t balloon_actual(const struct balloon *b) { return b->settled + b->deflating; }
 uint64_t balloon_owned(const struct balloon *b) { return b->settled + b->inflating + b->deflating; }

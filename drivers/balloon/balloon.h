@@ -334,10 +334,9 @@ struct balloon_status {
 	enum balloon_short_reason shortfall;
 };
 
-/* Allocate a core's state (zeroed; kernel: once, reused across resets). NULL
- * when out of memory. balloon_free releases it (host tests). */
+/* Allocate a core's state, zeroed (the kernel: once, reused across
+ * resets). NULL when out of memory. */
 struct balloon *balloon_alloc(void);
-void balloon_free(struct balloon *b);
 
 /* Check the setup, carve the memory, queue the stats buffer. 0, or -1 with
  * one log line if the setup is unusable. `b` must be zeroed (balloon_alloc)

@@ -9,7 +9,7 @@
 
 /* ------------------------------------------------------------ ACPI MCFG */
 
-int acpi_find_ecam(uint64_t rsdp_pa, pci_map_fn map, void *ctx, struct pci_ecam *out,
+int acpi_find_ecam(uint64_t rsdp_pa, acpi_map_fn map, void *ctx, struct pci_ecam *out,
                    const char **why)
 {
 	const uint8_t *mcfg;

@@ -15,6 +15,7 @@
 #define DRIVERS_PCI_H
 
 #include <stdint.h>
+#include "kernel/lib/acpi.h"   /* acpi_map_fn: how tables are mapped */
 
 #define PCI_VENDOR_ID        0x00
 #define PCI_DEVICE_ID        0x02
@@ -79,12 +80,10 @@ struct pci_ecam {
 	uint8_t  bus_start, bus_end;
 };
 
-/* Map `len` bytes of physical memory for reading (ACPI tables). */
-typedef const void *(*pci_map_fn)(void *ctx, uint64_t pa, uint64_t len);   /* = acpi_map_fn */
 
 /* RSDP -> XSDT (or RSDT) -> MCFG, checksums and lengths verified. 0 and *out,
  * or -1 with the reason in *why (no log: the caller decides what to say). */
-int acpi_find_ecam(uint64_t rsdp_pa, pci_map_fn map, void *ctx, struct pci_ecam *out,
+int acpi_find_ecam(uint64_t rsdp_pa, acpi_map_fn map, void *ctx, struct pci_ecam *out,
                    const char **why);
 
 /* Walk from bus_start through bridges; fills out[0..n), returns n. Sizes BARs
