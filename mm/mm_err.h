@@ -21,6 +21,7 @@ enum mm_err {
 	MM_EMISMATCH = -8,  /* mapping does not point where the caller said it does */
 	MM_ESTATE    = -9,  /* frame/block in the wrong state for this call (e.g. fa_free on a balloon frame) */
 	MM_ENOSPC    = -10, /* a fixed-size table (notifier slots) is full */
+	MM_EBUSY     = -11, /* in use and cannot be moved (unmovable, lent or isolated memory) */
 };
 
 static inline const char *mm_strerror(int err)
@@ -37,6 +38,7 @@ static inline const char *mm_strerror(int err)
 	case MM_EMISMATCH: return "mapping mismatch";
 	case MM_ESTATE:    return "wrong state";
 	case MM_ENOSPC:    return "no slot left";
+	case MM_EBUSY:     return "in use and cannot be moved";
 	default:           return "unknown error";
 	}
 }
