@@ -352,7 +352,7 @@ static void poll_body(struct balloon *b, uint64_t now)
 		if (cur < b->target)
 			bal_inflate(b, now, b->target - cur);
 		else {
-			b->rate_last_ns = 0;   /* nothing to inflate: no credit piles up */
+			rate_forget(&b->rate);   /* nothing to inflate: no credit piles up */
 			b->rate_limited = 0;
 			if (cur > b->target && b->settled)
 				bal_deflate(b, now, cur - b->target);

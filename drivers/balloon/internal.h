@@ -28,6 +28,7 @@
 
 #include "drivers/balloon/balloon.h"
 #include "kclock.h"
+#include "kernel/lib/rate.h"
 
 #define DEFAULT_ACK_TIMEOUT_NS (5 * NS_PER_S)
 #define DEFAULT_RETRY_NS       (1 * NS_PER_S)
@@ -121,8 +122,7 @@ struct balloon {
 	int      params_changed;    /* recompute the target at the next poll */
 	enum balloon_limit_reason limit_reason;
 	enum balloon_short_reason short_reason;
-	uint64_t rate_tokens;       /* pages of inflation credit */
-	uint64_t rate_last_ns;
+	struct rate_bucket rate;    /* inflation credit in pages (kernel/lib/rate.h) */
 	int      rate_limited;      /* the last inflate step waited for credit */
 	int      reclaim_dry;       /* the shrinkers gave nothing: not again before a retry */
 	uint64_t reclaimed;         /* pages the shrinkers freed for the balloon */

@@ -120,7 +120,7 @@ int balloon_set_params(struct balloon *b, const struct balloon_params *p)
 	if (q.initial_pages != b->s.params.initial_pages)
 		b->oom_capped = 0;
 	if (q.rate_pages_per_s != b->s.params.rate_pages_per_s)
-		b->rate_last_ns = 0;   /* restart the bucket at the new rate */
+		rate_forget(&b->rate);   /* restart the bucket at the new rate */
 	b->s.params = q;
 	b->params_changed = 1;
 	return n;
@@ -209,33 +209,18 @@ void bal_attempt_reset(struct balloon *b)
 
 /* ---- rate limit */
 
-/* Inflation credit in pages (UINT64_MAX: unlimited), a token bucket kept
- * in nano-pages so no fraction is lost between polls. An inflation starts
- * with one block of credit (poll_body forgets the bucket whenever nothing is
- * to be inflated, so idle time buys no burst). While inflating, up to one
- * second (at least two blocks) of credit is kept: polls are not exactly
- * 1 ms apart, and a guest the host did not run for a while catches up
- * instead of falling behind the rate it was given. */
+/* Inflation credit in pages (UINT64_MAX: unlimited): the token bucket of
+ * kernel/lib/rate.h. An inflation starts with one block of credit
+ * (poll_body forgets the bucket whenever nothing is to be inflated, so idle
+ * time buys no burst); while inflating, up to one second (at least two
+ * blocks) of credit is kept. */
 uint64_t bal_rate_credit(struct balloon *b, uint64_t now)
 {
 	uint64_t r = b->s.params.rate_pages_per_s;
-	if (!r)
-		return UINT64_MAX;
-	uint64_t burst = max_u64(2 * PAGES_PER_BLOCK, r) * NS_PER_S;
-	if (!b->rate_last_ns || now < b->rate_last_ns) {
-		b->rate_last_ns = now ? now : 1;
-		b->rate_tokens = PAGES_PER_BLOCK * NS_PER_S;   /* one block to start with */
-	}
-	uint64_t dt = min_u64(now - b->rate_last_ns, 4 * NS_PER_S);
-	b->rate_last_ns = now;
-	b->rate_tokens = min_u64(b->rate_tokens + r * dt, burst);
-	return b->rate_tokens / NS_PER_S;
+	return rate_credit(&b->rate, r, now, PAGES_PER_BLOCK, max_u64(2 * PAGES_PER_BLOCK, r));
 }
 
 void bal_rate_spend(struct balloon *b, uint64_t pages)
 {
-	if (!b->s.params.rate_pages_per_s)
-		return;
-	uint64_t cost = pages * NS_PER_S;
-	b->rate_tokens = b->rate_tokens > cost ? b->rate_tokens - cost : 0;
+	rate_spend(&b->rate, b->s.params.rate_pages_per_s, pages);
 }
