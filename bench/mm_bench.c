@@ -210,7 +210,7 @@ struct comp {
 static double movable_whole(const struct frame_alloc *fa)
 {
 	uint64_t whole = 0, partial = 0;
-	for (uint32_t b = 0; b < fa->nblocks; b++) {
+	FA_FOR_EACH_BLOCK(fa, b) {
 		const struct mblock *blk = &fa->blocks[b];
 		if (blk->nfree == PAGES_PER_BLOCK)
 			whole += PAGES_PER_BLOCK;

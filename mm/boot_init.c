@@ -32,20 +32,40 @@ struct mm_kernel mmk;
 
 static void *k_p2v(void *ctx, uint64_t pa) { return (void *)(BOOT_HHDM_BASE + pa); }
 
+/* Until the allocator exists, page tables and metadata pages come from one
+ * carved range, bumped upwards; what was used is then claimed from the
+ * allocator like any other kernel memory. */
+static struct { uint64_t next, end; } boot_bump;
+static int fa_live;
+
+static int boot_page(uint64_t *pa)
+{
+	if (fa_live) {
+		uint64_t pfn;
+		int err = fa_alloc(&mmk.fa, 0, &pfn);
+		if (err)
+			return err;
+		*pa = pfn << PAGE_SHIFT;
+		return MM_OK;
+	}
+	if (boot_bump.next >= boot_bump.end)
+		return MM_ENOMEM;
+	*pa = boot_bump.next;
+	boot_bump.next += PAGE_SIZE;
+	return MM_OK;
+}
+
 static int k_alloc_table(void *ctx, uint64_t *pa)
 {
-	uint64_t pfn;
-	int err = fa_alloc(&mmk.fa, 0, &pfn);
-	if (err)
-		return err;
-	*pa = pfn << PAGE_SHIFT;
-	mmk.table_pages++;
-	return MM_OK;
+	int err = boot_page(pa);
+	if (!err)
+		mmk.table_pages++;
+	return err;
 }
 
 static void k_free_table(void *ctx, uint64_t pa)
 {
-	if (fa_free(&mmk.fa, pa >> PAGE_SHIFT, 0) == MM_OK)
+	if (fa_live && fa_free(&mmk.fa, pa >> PAGE_SHIFT, 0) == MM_OK)
 		mmk.table_pages--;
 }
 
@@ -64,6 +84,48 @@ static int is_ram_type(uint32_t t)
 	return t == BOOT_MEM_USABLE || t == BOOT_MEM_RECLAIMABLE || t == BOOT_MEM_KERNEL ||
 	       t == BOOT_MEM_BOOTINFO || t == BOOT_MEM_ACPI_RECLAIM || t == BOOT_MEM_ACPI_NVS ||
 	       t == BOOT_MEM_EFI_RUNTIME;
+}
+
+/* The frame metadata's windows (frame.h struct fa_meta): virtual arrays with
+ * room for all memory the direct map can reach, backed page by page only
+ * where sections hold RAM (Linux's vmemmap). */
+#define META_MAX_BLOCKS (MM_DIRECT_MAP_SIZE >> (BLOCK_ORDER + PAGE_SHIFT))
+#define META_OWNER    (MM_META_BASE)
+#define META_DESC     (META_OWNER + META_MAX_BLOCKS * PAGES_PER_BLOCK * 8)
+#define META_BLOCKS   (META_DESC + META_MAX_BLOCKS * PAGES_PER_BLOCK)
+#define META_SCRATCH  (META_BLOCKS + ((META_MAX_BLOCKS * sizeof(struct mblock) + (1ull << 30) - 1) & ~((1ull << 30) - 1)))
+#define META_SECTIONS (META_SCRATCH + META_MAX_BLOCKS * 4)
+#define META_END      (META_SECTIONS + (META_MAX_BLOCKS >> FA_SECTION_SHIFT))
+_Static_assert(META_END <= MM_META_BASE + MM_META_SIZE, "metadata windows overflow their area");
+
+static int meta_populate(void *ctx, void *p, size_t bytes)
+{
+	uint64_t va = (uint64_t)(uintptr_t)p & ~(uint64_t)(PAGE_SIZE - 1);
+	uint64_t end = (uint64_t)(uintptr_t)p + bytes;
+	for (; va < end; va += PAGE_SIZE) {
+		struct pt_walk w;
+		if (pt_lookup(&mmk.pt, va, &w) == MM_OK)
+			continue;           /* shared with a neighbouring section */
+		uint64_t pa;
+		int err = boot_page(&pa);
+		if (!err)
+			err = pt_map(&mmk.pt, va, pa, PTE_W | PTE_NX | PTE_G);
+		if (err)
+			return MM_ENOMEM;
+		mmk.meta_pages++;
+	}
+	return MM_OK;
+}
+
+/* Page-table pages the boot mappings may need, an upper bound: per region
+ * its edges and its 1 GiB directories, the kernel image, and per metadata
+ * section its windows' tables. */
+static uint64_t table_pages_bound(const struct boot_info *bi, size_t meta_bytes)
+{
+	uint64_t pages = 64 + (bi->kernel_size >> 21) + 8;
+	for (uint32_t i = 0; i < bi->mmap_count; i++)
+		pages += 4 + ((bi->mmap[i].pages * PAGE_SIZE) >> 30);
+	return pages + (meta_bytes >> 21) * 2 + (meta_bytes >> 17);
 }
 
 /* Top of the highest usable region with room: far from the low memory some
@@ -185,19 +247,16 @@ static int mm_boot_init(void)
 	if (!bi)
 		return -1;
 	uint64_t t0 = clock_ns();
-	size_t meta_bytes = fa_meta_bytes(bi->mmap, bi->mmap_count);
-	uint64_t meta_pa = meta_bytes ? place_meta(bi, meta_bytes) : 0;
-	if (!meta_pa) {
-		klog("mm: no usable region holds the %llu KiB of frame metadata", (unsigned long long)meta_bytes >> 10);
+	size_t meta_bytes = fa_meta_bytes_sparse(bi->mmap, bi->mmap_count);
+	uint64_t carve = meta_bytes + table_pages_bound(bi, meta_bytes) * PAGE_SIZE;
+	uint64_t carve_pa = meta_bytes ? place_meta(bi, carve) : 0;
+	if (!carve_pa) {
+		klog("mm: no usable region holds the %llu KiB of frame metadata and page tables",
+		     (unsigned long long)carve >> 10);
 		return -1;
 	}
-	int err = fa_init(&mmk.fa, bi->mmap, bi->mmap_count, k_p2v(NULL, meta_pa), meta_bytes);
-	if (!err)
-		err = fa_claim_range(&mmk.fa, meta_pa >> PAGE_SHIFT, (meta_bytes + PAGE_SIZE - 1) >> PAGE_SHIFT);
-	if (err) {
-		klog("mm: frame allocator set-up failed: %s", mm_strerror(err));
-		return -1;
-	}
+	boot_bump.next = carve_pa;
+	boot_bump.end = carve_pa + carve;
 	if (bi->kernel_virt + bi->kernel_size > MM_HEAP_BASE) {
 		klog("mm: kernel image reaches into the heap window");
 		return -1;
@@ -206,7 +265,7 @@ static int mm_boot_init(void)
 	mmk.kernel_phys = bi->kernel_phys;
 	mmk.kernel_size = bi->kernel_size;
 
-	err = pt_init(&mmk.pt, &kernel_pt_ops, NULL);
+	int err = pt_init(&mmk.pt, &kernel_pt_ops, NULL);
 	if (!err)
 		err = map_direct(bi);
 	if (!err)
@@ -220,6 +279,24 @@ static int mm_boot_init(void)
 	mm_early_mmio_replay();
 
 	write_cr3(mmk.pt.root);
+
+	/* On our tables: the metadata windows can be populated now. */
+	struct fa_meta meta = {
+		.owner = (uint64_t *)META_OWNER, .desc = (uint8_t *)META_DESC,
+		.blocks = (struct mblock *)META_BLOCKS, .scratch = (uint32_t *)META_SCRATCH,
+		.sections = (uint8_t *)META_SECTIONS, .max_blocks = META_MAX_BLOCKS,
+		.populate = meta_populate,
+	};
+	err = fa_init_meta(&mmk.fa, bi->mmap, bi->mmap_count, &meta);
+	if (!err)
+		err = fa_claim_range(&mmk.fa, carve_pa >> PAGE_SHIFT, (boot_bump.next - carve_pa) >> PAGE_SHIFT);
+	if (err) {
+		/* Our tables map everything the kernel uses, so it runs on; kmem
+		 * refuses to hand out memory nobody tracks. */
+		klog("mm: frame allocator set-up failed: %s", mm_strerror(err));
+		return -1;
+	}
+	fa_live = 1;
 	mmk.ready = 1;
 
 	/* Nothing uses the loader's tables, stack or boot services memory now. */
@@ -241,7 +318,7 @@ static int mm_boot_init(void)
 	     "metadata %llu KiB, page tables %llu KiB, ready in %llu us",
 	     (unsigned long long)(st.total >> 8), (unsigned long long)(st.free >> 8),
 	     (unsigned long long)st.blocks_free, (unsigned long long)(mmk.reclaimed_pages >> 8),
-	     (unsigned long long)(meta_bytes >> 10), (unsigned long long)(mmk.table_pages * 4),
+	     (unsigned long long)(mmk.meta_pages * 4), (unsigned long long)(mmk.table_pages * 4),
 	     (unsigned long long)(mmk.init_ns / 1000));
 	return 0;
 }

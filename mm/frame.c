@@ -55,31 +55,32 @@ static int span_of(const struct boot_mem_region *r, size_t n, uint64_t *lo, uint
 	return 1;
 }
 
-/* Metadata layout: owner words, descriptor bytes, then block headers
- * (64-byte aligned so a block's bitmap is one cache line), then the
- * compactor's scratch array. */
-static size_t layout(uint64_t nblocks, size_t *off_blocks, size_t *off_scratch)
+/* Dense metadata layout (fa_init): owner words, descriptor bytes, block
+ * headers (64-byte aligned so a block's bitmap is one cache line), the
+ * compactor's scratch array, the section flags. */
+static size_t layout(uint64_t nblocks, size_t *off_blocks, size_t *off_scratch, size_t *off_sec)
 {
 	size_t frames = (size_t)nblocks * PAGES_PER_BLOCK * (sizeof(uint64_t) + 1);
 	*off_blocks = (frames + 63) & ~(size_t)63;
 	*off_scratch = *off_blocks + (size_t)nblocks * sizeof(struct mblock);
-	return *off_scratch + (size_t)nblocks * sizeof(uint32_t) + 64; /* + slack to align the start */
+	*off_sec = *off_scratch + (size_t)nblocks * sizeof(uint32_t);
+	return *off_sec + ((nblocks + FA_SECTION_BLOCKS - 1) >> FA_SECTION_SHIFT) + 64; /* + slack to align */
 }
 
 size_t fa_meta_bytes(const struct boot_mem_region *r, size_t n)
 {
 	uint64_t lo, hi;
-	size_t ob, os;
+	size_t ob, os, osec;
 	if (!r || !span_of(r, n, &lo, &hi))
 		return 0;
-	return layout((hi - lo) >> BLOCK_ORDER, &ob, &os);
+	return layout((hi - lo) >> BLOCK_ORDER, &ob, &os, &osec);
 }
 
 int fa_init(struct frame_alloc *fa, const struct boot_mem_region *r, size_t n,
             void *meta, size_t meta_bytes)
 {
 	uint64_t lo, hi;
-	size_t ob, os;
+	size_t ob, os, osec;
 	if (!fa || !r || !meta || !span_of(r, n, &lo, &hi))
 		return MM_EINVAL;
 	uint64_t nblocks = (hi - lo) >> BLOCK_ORDER;
@@ -87,32 +88,144 @@ int fa_init(struct frame_alloc *fa, const struct boot_mem_region *r, size_t n,
 		return MM_EINVAL;
 	/* Align the start to 64 bytes inside the caller's buffer. */
 	uintptr_t start = ((uintptr_t)meta + 63) & ~(uintptr_t)63;
-	size_t need = layout(nblocks, &ob, &os);
+	size_t need = layout(nblocks, &ob, &os, &osec);
 	if (meta_bytes < need || start - (uintptr_t)meta > 64)
 		return MM_EINVAL;
+	struct fa_meta m = {
+		.owner = (uint64_t *)start,
+		.desc = (uint8_t *)(start + nblocks * PAGES_PER_BLOCK * sizeof(uint64_t)),
+		.blocks = (struct mblock *)(start + ob),
+		.scratch = (uint32_t *)(start + os),
+		.sections = (uint8_t *)(start + osec),
+		.max_blocks = nblocks,
+	};
+	return fa_init_meta(fa, r, n, &m);
+}
 
-	memset(fa, 0, sizeof *fa);
-	fa->base_pfn = lo;
-	fa->nblocks = (uint32_t)nblocks;
-	fa->owner = (uint64_t *)start;
-	fa->desc = (uint8_t *)(start + nblocks * PAGES_PER_BLOCK * sizeof(uint64_t));
-	fa->blocks = (struct mblock *)(start + ob);
-	fa->scratch = (uint32_t *)(start + os);
-	for (unsigned k = 0; k < FA_NKINDS; k++)
-		fa->cur[k] = FA_NIL;
-	for (unsigned l = 0; l < FA_NLISTS; l++)
-		fa->lists[l].head = FA_NIL;
+/* Bytes of each array that section s owns (clipped to max_blocks). */
+struct sec_part { void *p; size_t bytes; };
+static unsigned section_parts(const struct frame_alloc *fa, uint64_t s, struct sec_part part[4])
+{
+	uint64_t b0 = s << FA_SECTION_SHIFT, b1 = b0 + FA_SECTION_BLOCKS;
+	if (b1 > fa->max_blocks)
+		b1 = fa->max_blocks;
+	uint64_t nb = b1 - b0, f0 = b0 << BLOCK_ORDER, nf = nb << BLOCK_ORDER;
+	part[0] = (struct sec_part){ fa->meta.owner + f0, nf * sizeof(uint64_t) };
+	part[1] = (struct sec_part){ fa->meta.desc + f0, nf };
+	part[2] = (struct sec_part){ fa->meta.blocks + b0, nb * sizeof(struct mblock) };
+	part[3] = (struct sec_part){ fa->meta.scratch + b0, nb * sizeof(uint32_t) };
+	return 4;
+}
 
-	uint64_t nframes = fa_nframes(fa);
-	memset(fa->desc, fd_make(FS_ABSENT, 0), nframes);
-	memset(fa->owner, 0, nframes * sizeof(uint64_t));
-	for (uint32_t b = 0; b < fa->nblocks; b++) {
+void fa_section_init(struct frame_alloc *fa, uint64_t s)
+{
+	uint64_t b0 = s << FA_SECTION_SHIFT, b1 = b0 + FA_SECTION_BLOCKS;
+	if (b1 > fa->max_blocks)
+		b1 = fa->max_blocks;
+	/* Owner words are left as they are: only a movable head's is read,
+	 * and it is written when the frame is allocated. */
+	memset(fa->desc + (b0 << BLOCK_ORDER), fd_make(FS_ABSENT, 0), (b1 - b0) << BLOCK_ORDER);
+	for (uint64_t b = b0; b < b1; b++) {
 		struct mblock *blk = &fa->blocks[b];
 		memset(blk, 0, sizeof *blk);
 		memset(blk->map, 0xff, sizeof blk->map);
 		blk->kind = BK_ABSENT;
 		blk->list = FA_LIST_NONE;
 		blk->prev = blk->next = FA_NIL;
+	}
+}
+
+static int populate(struct frame_alloc *fa, void *p, size_t bytes)
+{
+	return fa->meta.populate ? fa->meta.populate(fa->meta.ctx, p, bytes) : MM_OK;
+}
+
+int fa_sections_online(struct frame_alloc *fa, uint64_t s0, uint64_t s1)
+{
+	for (uint64_t s = s0; s < s1; s++) {
+		if (fa->sections[s])
+			continue;
+		struct sec_part part[4];
+		unsigned np = section_parts(fa, s, part);
+		for (unsigned k = 0; k < np; k++)
+			if (populate(fa, part[k].p, part[k].bytes) != MM_OK)
+				return MM_ENOMEM;
+		fa_section_init(fa, s);
+		fa->sections[s] = 1;
+	}
+	return MM_OK;
+}
+
+int fa_pfn_present(const struct frame_alloc *fa, uint64_t pfn)
+{
+	return pfn >= fa->base_pfn && fa_idx_present(fa, pfn - fa->base_pfn);
+}
+
+size_t fa_meta_bytes_sparse(const struct boot_mem_region *r, size_t n)
+{
+	uint64_t lo, hi;
+	if (!r || !span_of(r, n, &lo, &hi))
+		return 0;
+	uint64_t nsec = (((hi - lo) >> BLOCK_ORDER) + FA_SECTION_BLOCKS - 1) >> FA_SECTION_SHIFT;
+	size_t per_sec = (size_t)FA_SECTION_BLOCKS * (PAGES_PER_BLOCK * (sizeof(uint64_t) + 1) +
+	                 sizeof(struct mblock) + sizeof(uint32_t)) + 4 * PAGE_SIZE;
+	size_t bytes = nsec + PAGE_SIZE, last_sec = UINT64_MAX;
+	/* Regions come sorted from the loader; a section counted twice only
+	 * makes the bound looser. */
+	for (size_t k = 0; k < n; k++) {
+		if (!region_ok(&r[k]))
+			continue;
+		uint64_t f = (r[k].base >> PAGE_SHIFT) - lo;
+		uint64_t s0 = f >> (BLOCK_ORDER + FA_SECTION_SHIFT);
+		uint64_t s1 = (f + r[k].pages - 1) >> (BLOCK_ORDER + FA_SECTION_SHIFT);
+		for (uint64_t s = s0; s <= s1; s++)
+			if (s != last_sec) {
+				bytes += per_sec;
+				last_sec = s;
+			}
+	}
+	return bytes;
+}
+
+int fa_init_meta(struct frame_alloc *fa, const struct boot_mem_region *r, size_t n,
+                 const struct fa_meta *meta)
+{
+	uint64_t lo, hi;
+	if (!fa || !r || !meta || !meta->owner || !meta->desc || !meta->blocks || !meta->scratch ||
+	    !meta->sections || !span_of(r, n, &lo, &hi))
+		return MM_EINVAL;
+	uint64_t nblocks = (hi - lo) >> BLOCK_ORDER;
+	if (nblocks >= FA_NIL || meta->max_blocks >= FA_NIL || nblocks > meta->max_blocks)
+		return MM_EINVAL;
+
+	memset(fa, 0, sizeof *fa);
+	fa->meta = *meta;
+	fa->base_pfn = lo;
+	fa->nblocks = (uint32_t)nblocks;
+	fa->max_blocks = (uint32_t)meta->max_blocks;
+	fa->owner = meta->owner;
+	fa->desc = meta->desc;
+	fa->blocks = meta->blocks;
+	fa->scratch = meta->scratch;
+	fa->sections = meta->sections;
+	for (unsigned k = 0; k < FA_NKINDS; k++)
+		fa->cur[k] = FA_NIL;
+	for (unsigned l = 0; l < FA_NLISTS; l++)
+		fa->lists[l].head = FA_NIL;
+	uint64_t nsec = (nblocks + FA_SECTION_BLOCKS - 1) >> FA_SECTION_SHIFT;
+	if (populate(fa, fa->sections, nsec) != MM_OK)
+		return MM_ENOMEM;
+	memset(fa->sections, 0, nsec);
+
+	/* Sections that hold RAM get metadata; the rest (holes) cost nothing. */
+	for (size_t k = 0; k < n; k++) {
+		if (!region_ok(&r[k]))
+			continue;
+		uint64_t f = (r[k].base >> PAGE_SHIFT) - lo;
+		uint64_t s0 = f >> (BLOCK_ORDER + FA_SECTION_SHIFT);
+		uint64_t s1 = ((f + r[k].pages - 1) >> (BLOCK_ORDER + FA_SECTION_SHIFT)) + 1;
+		if (fa_sections_online(fa, s0, s1) != MM_OK)
+			return MM_ENOMEM;
 	}
 
 	uint64_t overlaps = 0;
@@ -147,7 +260,7 @@ int fa_init(struct frame_alloc *fa, const struct boot_mem_region *r, size_t n,
 		klog("mm: %llu frames in overlapping memory-map regions counted once",
 		     (unsigned long long)overlaps);
 
-	for (uint32_t b = 0; b < fa->nblocks; b++) {
+	FA_FOR_EACH_BLOCK(fa, b) {
 		struct mblock *blk = &fa->blocks[b];
 		fa->total += blk->ncap;
 		fa->nr[FS_FREE] += blk->nfree;
@@ -174,6 +287,9 @@ int fa_claim_range(struct frame_alloc *fa, uint64_t pfn, uint64_t count)
 	uint64_t idx0 = pfn - fa->base_pfn;
 	if (count == 0 || idx0 >= fa_nframes(fa) || count > fa_nframes(fa) - idx0)
 		return MM_ERANGE;
+	for (uint64_t idx = idx0; idx < idx0 + count; idx++)
+		if (!fa_idx_present(fa, idx))
+			return MM_ERANGE;
 	for (uint64_t idx = idx0; idx < idx0 + count; idx++) {
 		const struct mblock *blk = &fa->blocks[idx >> BLOCK_ORDER];
 		unsigned i = (unsigned)(idx & (PAGES_PER_BLOCK - 1));
@@ -202,7 +318,7 @@ uint64_t fa_free_range(struct frame_alloc *fa, uint64_t pfn, uint64_t count)
 	uint64_t freed = 0;
 	for (uint64_t p = pfn; p < pfn + count; p++) {
 		uint64_t idx = p - fa->base_pfn;
-		if (idx >= fa_nframes(fa))
+		if (!fa_idx_present(fa, idx))
 			continue;
 		if (fa->desc[idx] == fd_make(FS_KERNEL, 0)) {
 			fa_release_run(fa, idx, 0);
@@ -287,7 +403,7 @@ int fa_try_block(struct frame_alloc *fa, uint32_t b, unsigned order,
 }
 
 /* One attempt without OOM notifiers. */
-static int try_alloc(struct frame_alloc *fa, enum block_kind kind, unsigned order,
+int fa_try_alloc(struct frame_alloc *fa, enum block_kind kind, unsigned order,
                      enum frame_state state, uint64_t owner, uint64_t *pfn)
 {
 	uint32_t b;
@@ -355,7 +471,7 @@ static int alloc_slow(struct frame_alloc *fa, enum block_kind kind, unsigned ord
                       enum frame_state state, uint64_t owner, uint64_t *pfn)
 {
 	for (unsigned attempt = 0;; attempt++) {
-		if (try_alloc(fa, kind, order, state, owner, pfn))
+		if (fa_try_alloc(fa, kind, order, state, owner, pfn))
 			return MM_OK;
 		if (attempt == 3 || !run_oom_notifiers(fa, order, kind))
 			return MM_ENOMEM;
@@ -412,7 +528,7 @@ int fa_free(struct frame_alloc *fa, uint64_t pfn, unsigned order)
 	uint64_t idx = pfn - fa->base_pfn;
 	if (order > FA_MAX_ORDER)
 		return bad_free(fa, pfn, order, MM_EINVAL);
-	if (idx >= fa_nframes(fa))
+	if (!fa_idx_present(fa, idx))
 		return bad_free(fa, pfn, order, MM_ERANGE);
 	uint8_t d = fa->desc[idx];
 	if (order == 0 && (d == fd_make(FS_KERNEL, 0) || d == fd_make(FS_MOVABLE, 0))) {
@@ -461,7 +577,7 @@ int fa_order_for_pages(uint64_t pages, unsigned *order)
 int fa_set_owner(struct frame_alloc *fa, uint64_t pfn, uint64_t owner_va)
 {
 	uint64_t idx = pfn - fa->base_pfn;
-	if (idx >= fa_nframes(fa))
+	if (!fa_idx_present(fa, idx))
 		return MM_ERANGE;
 	if (owner_va == 0 || (owner_va & (PAGE_SIZE - 1)))
 		return MM_EINVAL;
@@ -488,7 +604,7 @@ int fa_add_oom_notifier(struct frame_alloc *fa, fa_oom_fn fn, void *ctx)
 int fa_frame_info(const struct frame_alloc *fa, uint64_t pfn, struct frame_info *out)
 {
 	uint64_t idx = pfn - fa->base_pfn;
-	if (idx >= fa_nframes(fa))
+	if (!fa_idx_present(fa, idx))
 		return MM_ERANGE;
 	const struct mblock *blk = &fa->blocks[idx >> BLOCK_ORDER];
 	unsigned i = (unsigned)(idx & (PAGES_PER_BLOCK - 1));

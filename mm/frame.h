@@ -26,6 +26,12 @@
  *    balloon deflate) and retries if one of them freed something.
  *  - Not thread safe: single core, callers serialize (no IRQ-context use).
  *
+ * Metadata is sparse (struct fa_meta): it exists only for 128 MiB sections
+ * that hold RAM, so holes in the memory map cost nothing and memory can be
+ * hot-added far above boot RAM (fa_hot_add) at the cost of the sections it
+ * touches. Everything that walks all blocks skips absent sections
+ * (FA_FOR_EACH_BLOCK) without reading their metadata.
+ *
  * Descriptor: 9 bytes per frame, in two arrays: one byte (state and order)
  * that every allocation and free touches, kept dense so it stays in cache
  * (256 KiB per GiB), and the owner mapping, read only for movable frames.
@@ -57,6 +63,10 @@
 #define FA_BUCKET_SHIFT   5                       /* 512 / 16 = 32 free frames per bucket */
 #define FA_MAX_NOTIFIERS  4
 #define FA_NIL            0xffffffffu             /* "no block" in lists */
+/* Metadata comes and goes in sections of 64 blocks (128 MiB, Linux's x86
+ * section size): a section with no RAM in it costs no metadata at all. */
+#define FA_SECTION_SHIFT  6
+#define FA_SECTION_BLOCKS (1u << FA_SECTION_SHIFT)
 
 /* Frame states. FS_REPORTED and FS_ABSENT only come out of fa_frame_info():
  * reported frames are free frames in a block the host was told about. */
@@ -87,6 +97,7 @@ enum block_kind {
 #define BF_REPORTED  0x02   /* free and reported to the host (free page reporting) */
 #define BF_CURRENT   0x04   /* the current allocation block of its kind */
 #define BF_HOLEY     0x08   /* has frames that are not RAM: can never be wholly free */
+#define BF_OFFLINE   0x10   /* being taken out (hot remove): on no list, never current, never chosen */
 
 /* Frame descriptor byte: state (enum frame_state, FS_FREE unless the frame
  * is the head of a live allocation) and, for heads, the allocation order. */
@@ -118,9 +129,32 @@ struct fa_list { uint32_t head; uint32_t count; };
  * allocate and free itself; nested OOM does not call notifiers again. */
 typedef uint64_t (*fa_oom_fn)(void *ctx, unsigned order, enum block_kind kind);
 
+/*
+ * Where the metadata lives (fa_init_meta). Each array has room for
+ * max_blocks blocks counted from base_pfn, but only the parts that belong to
+ * present sections are ever read or written, so the arrays can be windows
+ * of virtual address space that populate() backs on demand (the kernel's
+ * "vmemmap") or plain buffers (populate NULL: everything is backed).
+ * populate(ctx, p, bytes) must make [p, p + bytes) readable and writable,
+ * keeping what pages there already hold; MM_OK or MM_ENOMEM.
+ */
+struct fa_meta {
+	uint64_t      *owner;       /* max_blocks * 512 */
+	uint8_t       *desc;        /* max_blocks * 512 */
+	struct mblock *blocks;      /* max_blocks */
+	uint32_t      *scratch;     /* max_blocks */
+	uint8_t       *sections;    /* max_blocks / 64, rounded up: 1 = present */
+	uint64_t       max_blocks;  /* < FA_NIL */
+	int (*populate)(void *ctx, void *p, size_t bytes);
+	void *ctx;
+};
+
 struct frame_alloc {
 	uint64_t base_pfn;          /* first frame of block 0 (block aligned) */
-	uint32_t nblocks;
+	uint32_t nblocks;           /* span: blocks below this may be present */
+	uint32_t max_blocks;        /* room in the metadata arrays (hot add stops there) */
+	uint8_t       *sections;    /* per section of the span: 1 = metadata present */
+	struct fa_meta meta;
 	uint32_t cur[FA_NKINDS];    /* current block per kind, FA_NIL if none */
 	uint8_t       *desc;        /* per frame: fd_make(state, order) */
 	uint64_t      *owner;       /* per frame: owner_va of a movable head (else stale) */
@@ -155,6 +189,16 @@ size_t fa_meta_bytes(const struct boot_mem_region *r, size_t n);
  * map has no RAM or the metadata is too small. */
 int fa_init(struct frame_alloc *fa, const struct boot_mem_region *r, size_t n,
             void *meta, size_t meta_bytes);
+/* The same with metadata in struct fa_meta: only sections holding RAM get
+ * (and are asked to populate) metadata; memory above can be hot-added later
+ * up to meta->max_blocks. MM_ENOMEM if populate failed. */
+int fa_init_meta(struct frame_alloc *fa, const struct boot_mem_region *r, size_t n,
+                 const struct fa_meta *meta);
+/* Metadata bytes the present sections of this map need with fa_init_meta
+ * (pages counted whole per array and section: an upper bound). */
+size_t fa_meta_bytes_sparse(const struct boot_mem_region *r, size_t n);
+/* 1 if pfn is in a section whose metadata is present. */
+int fa_pfn_present(const struct frame_alloc *fa, uint64_t pfn);
 /* Take specific free frames as unmovable (e.g. the metadata itself). All or
  * nothing: MM_ESTATE if any frame is not free or sits in a movable block. */
 int fa_claim_range(struct frame_alloc *fa, uint64_t pfn, uint64_t count);
@@ -192,6 +236,26 @@ uint64_t fa_free_pages(const struct frame_alloc *fa);
 /* Verify every invariant (bitmaps, descriptors, lists, counters). MM_OK, or
  * MM_ESTATE with the first violation described in `why`. O(frames): tests. */
 int fa_check(const struct frame_alloc *fa, char *why, size_t why_len);
+
+/* ---- hot-plugged memory (hotplug.c) ---- */
+
+/* Hand [pfn, pfn + count) to the allocator: whole blocks that hold no RAM
+ * yet, at or above base_pfn, below max_blocks. They become free and not
+ * resident (the host has not populated them). All or nothing: MM_EINVAL
+ * (misaligned, empty), MM_ERANGE (outside what the metadata can cover),
+ * MM_ESTATE (a block already holds RAM), MM_ENOMEM (no metadata memory). */
+int fa_hot_add(struct frame_alloc *fa, uint64_t pfn, uint64_t count);
+struct pgtable;
+/* Take [pfn, pfn + count) out of the allocator, whole blocks: free blocks
+ * are taken, movable blocks emptied first (each frame copied elsewhere and
+ * its one mapping repointed through pt). All or nothing: MM_EBUSY (a block
+ * is unmovable, lent, isolated or holds a frame that cannot move), MM_ENOMEM
+ * (no room outside the range for the movable frames), MM_ESTATE (not all
+ * online), MM_EINVAL/MM_ERANGE; frames already moved stay moved (harmless).
+ * On success the range holds no RAM: not counted, never touched again.
+ * *moved (may be NULL) gets the number of frames copied. */
+int fa_hot_remove(struct frame_alloc *fa, struct pgtable *pt, uint64_t pfn, uint64_t count,
+                  uint64_t *moved);
 
 /* ---- balloon and free page reporting (frame_balloon.c) ---- */
 

@@ -75,7 +75,7 @@ int fa_balloon_return(struct frame_alloc *fa, uint64_t pfn, unsigned order)
 	int err = MM_OK;
 	if (order > FA_MAX_ORDER)
 		err = MM_EINVAL;
-	else if (idx >= fa_nframes(fa))
+	else if (!fa_idx_present(fa, idx))
 		err = MM_ERANGE;
 	else if (fd_state(fa->desc[idx]) != FS_BALLOON)
 		err = MM_ENOTALLOC;
@@ -115,7 +115,7 @@ int fa_report_done(struct frame_alloc *fa, const uint64_t *pfns, uint64_t n, int
 	int err = MM_OK;
 	for (uint64_t k = 0; k < n; k++) {
 		uint64_t idx = pfns[k] - fa->base_pfn;
-		if (idx >= fa_nframes(fa) || (idx & (PAGES_PER_BLOCK - 1)) ||
+		if (!fa_idx_present(fa, idx) || (idx & (PAGES_PER_BLOCK - 1)) ||
 		    fa->blocks[idx >> BLOCK_ORDER].kind != BK_ISOLATED) {
 			klog("mm: report_done for pfn %#llx which was not isolated",
 			     (unsigned long long)pfns[k]);

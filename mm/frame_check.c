@@ -134,7 +134,7 @@ static int check_lists(const struct frame_alloc *fa, char *why, size_t len)
 	for (unsigned l = 0; l < FA_NLISTS; l++) {
 		uint32_t count = 0, prev = FA_NIL;
 		for (uint32_t b = fa->lists[l].head; b != FA_NIL; b = fa->blocks[b].next) {
-			if (b >= fa->nblocks || count > fa->nblocks)
+			if (!fa_block_present(fa, b) || count > fa->nblocks)
 				return fail(why, len, "list %u: broken link", l);
 			if (fa->blocks[b].list != l || fa->blocks[b].prev != prev)
 				return fail(why, len, "list %u: block %u has list %u prev %u (want %u)",
@@ -157,7 +157,7 @@ int fa_check(const struct frame_alloc *fa, char *why, size_t why_len)
 {
 	uint64_t nr[FS_COUNT] = { 0 }, total = 0;
 	uint32_t reported = 0, isolated = 0;
-	for (uint32_t b = 0; b < fa->nblocks; b++) {
+	FA_FOR_EACH_BLOCK(fa, b) {
 		const struct mblock *blk = &fa->blocks[b];
 		int err = check_block_frames(fa, b, nr, why, why_len);
 		if (!err)
@@ -165,6 +165,8 @@ int fa_check(const struct frame_alloc *fa, char *why, size_t why_len)
 		if (err)
 			return err;
 		total += blk->ncap;
+		if (blk->flags & BF_OFFLINE)
+			return fail(why, why_len, "block %u: left half taken out", b);
 		if (blk->flags & BF_REPORTED) {
 			if (blk->kind != BK_FREE)
 				return fail(why, why_len, "block %u: reported but kind %u", b, blk->kind);
@@ -173,7 +175,7 @@ int fa_check(const struct frame_alloc *fa, char *why, size_t why_len)
 		isolated += blk->kind == BK_ISOLATED;
 	}
 	for (unsigned k = 0; k < FA_NKINDS; k++)
-		if (fa->cur[k] != FA_NIL && (fa->cur[k] >= fa->nblocks ||
+		if (fa->cur[k] != FA_NIL && (!fa_block_present(fa, fa->cur[k]) ||
 		    !(fa->blocks[fa->cur[k]].flags & BF_CURRENT) || fa->blocks[fa->cur[k]].kind != k))
 			return fail(why, why_len, "current block of kind %u is %u but not marked", k, fa->cur[k]);
 	int err = check_lists(fa, why, why_len);

@@ -45,6 +45,40 @@ static inline uint64_t fa_nframes(const struct frame_alloc *fa)
 	return (uint64_t)fa->nblocks << BLOCK_ORDER;
 }
 
+/* ---- sections: only blocks of present sections have metadata ---- */
+
+static inline int fa_block_present(const struct frame_alloc *fa, uint32_t b)
+{
+	return b < fa->nblocks && fa->sections[b >> FA_SECTION_SHIFT];
+}
+
+static inline int fa_idx_present(const struct frame_alloc *fa, uint64_t idx)
+{
+	return idx < fa_nframes(fa) && fa->sections[idx >> (BLOCK_ORDER + FA_SECTION_SHIFT)];
+}
+
+/* Next present block after b (or the first with b = FA_NIL); nblocks at the
+ * end. Whole absent sections are skipped without touching their metadata. */
+static inline uint32_t fa_next_block(const struct frame_alloc *fa, uint32_t b)
+{
+	b = b == FA_NIL ? 0 : b + 1;
+	while (b < fa->nblocks && !fa->sections[b >> FA_SECTION_SHIFT])
+		b = (b | (FA_SECTION_BLOCKS - 1)) + 1;
+	return b < fa->nblocks ? b : fa->nblocks;
+}
+#define FA_FOR_EACH_BLOCK(fa, b) \
+	for (uint32_t b = fa_next_block((fa), FA_NIL); b < (fa)->nblocks; b = fa_next_block((fa), b))
+
+/* Metadata of section s set up as holding no RAM (hotplug.c, frame.c). */
+void fa_section_init(struct frame_alloc *fa, uint64_t s);
+/* Make sections [s0, s1) present (populate + init those that were not). */
+int fa_sections_online(struct frame_alloc *fa, uint64_t s0, uint64_t s1);
+/* One allocation attempt without the OOM notifiers (frame.c). */
+int fa_try_alloc(struct frame_alloc *fa, enum block_kind kind, unsigned order,
+                 enum frame_state state, uint64_t owner, uint64_t *pfn);
+/* Put a block that holds nothing back on the free lists. */
+static inline void fa_block_make_free(struct frame_alloc *fa, uint32_t b, int resident);
+
 /* ---- block lists ---- */
 
 static inline void fa_list_add(struct frame_alloc *fa, unsigned l, uint32_t b)
@@ -104,7 +138,7 @@ static inline void fa_block_make_free(struct frame_alloc *fa, uint32_t b, int re
 static inline void fa_block_settle(struct frame_alloc *fa, uint32_t b)
 {
 	struct mblock *blk = &fa->blocks[b];
-	if (blk->flags & BF_CURRENT)
+	if (blk->flags & (BF_CURRENT | BF_OFFLINE))
 		return;
 	if (blk->nfree == PAGES_PER_BLOCK) {
 		fa_block_make_free(fa, b, 1);

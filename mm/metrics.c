@@ -17,7 +17,7 @@ void fa_stats(const struct frame_alloc *fa, struct mm_stats *s)
 	s->balloon = fa->nr[FS_BALLOON];
 	s->reported = (uint64_t)fa->nr_reported_blocks * PAGES_PER_BLOCK;
 	s->bad_frees = fa->bad_frees;
-	for (uint32_t b = 0; b < fa->nblocks; b++) {
+	FA_FOR_EACH_BLOCK(fa, b) {
 		const struct mblock *blk = &fa->blocks[b];
 		if (blk->kind == BK_ABSENT)
 			continue;

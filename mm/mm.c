@@ -97,3 +97,65 @@ void mm_report_done(const uint64_t *pfns, unsigned n, int reported)
 	if (mmk.ready)
 		fa_report_done(&mmk.fa, pfns, n, reported);   /* logs a bad block itself */
 }
+
+/* ---------------------------------------------------------------- hot-plugged memory */
+
+int mm_hot_add(uint64_t pfn, uint64_t npages)
+{
+	if (!mmk.ready)
+		return MM_ESTATE;
+	if (npages == 0 || ((pfn | npages) & (PAGES_PER_BLOCK - 1)))
+		return MM_EINVAL;
+	uint64_t pa = pfn << PAGE_SHIFT, len = npages << PAGE_SHIFT;
+	if (pfn >= (MM_DIRECT_MAP_SIZE >> PAGE_SHIFT) || npages > (MM_DIRECT_MAP_SIZE >> PAGE_SHIFT) - pfn)
+		return MM_ERANGE;
+	/* Mapped before the allocator may hand it out. */
+	int err = pt_map_range(&mmk.pt, BOOT_HHDM_BASE + pa, pa, len, PTE_W | PTE_NX | PTE_G, 1);
+	if (err == MM_OK) {
+		err = fa_hot_add(&mmk.fa, pfn, npages);
+		if (err != MM_OK)
+			for (uint64_t off = 0; off < len; off += 2 * MIB)
+				pt_unmap(&mmk.pt, BOOT_HHDM_BASE + pa + off, NULL, NULL);
+	}
+	if (err == MM_OK)
+		mmk.hot_pages += npages;
+	return err;
+}
+
+int mm_hot_remove(uint64_t pfn, uint64_t npages)
+{
+	if (!mmk.ready)
+		return MM_ESTATE;
+	uint64_t flags = irq_save();
+	int err = fa_hot_remove(&mmk.fa, &mmk.pt, pfn, npages, NULL);
+	irq_restore(flags);
+	if (err == MM_OK) {
+		uint64_t pa = pfn << PAGE_SHIFT;
+		for (uint64_t off = 0; off < (npages << PAGE_SHIFT); off += 2 * MIB)
+			pt_unmap(&mmk.pt, BOOT_HHDM_BASE + pa + off, NULL, NULL);
+		mmk.hot_pages = mmk.hot_pages >= npages ? mmk.hot_pages - npages : 0;
+	}
+	return err;
+}
+
+int mm_block_info(uint64_t pfn, struct mm_block_info *out)
+{
+	if (!out)
+		return MM_EINVAL;
+	memset(out, 0, sizeof *out);
+	out->kind = BK_ABSENT;
+	if (!mmk.ready)
+		return MM_ESTATE;
+	if (pfn & (PAGES_PER_BLOCK - 1))
+		return MM_EINVAL;
+	if (!fa_pfn_present(&mmk.fa, pfn))
+		return MM_OK;
+	const struct mblock *blk = &mmk.fa.blocks[(pfn - mmk.fa.base_pfn) >> BLOCK_ORDER];
+	out->online = blk->kind != BK_ABSENT;
+	out->kind = blk->kind;
+	out->nfree = blk->nfree;
+	out->resident = (blk->flags & BF_RESIDENT) != 0;
+	return MM_OK;
+}
+
+uint64_t mm_hot_pages(void) { return mmk.hot_pages; }

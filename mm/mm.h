@@ -15,6 +15,8 @@
  *   0 .. 4 GiB-ish            identity: EFI runtime, ACPI NVS, MMIO from the map
  *   BOOT_HHDM_BASE + pa       direct map: RAM (write-back), MMIO via mmio_map (uncached)
  *   MM_ANON_BASE              anonymous movable mappings (16 TiB window)
+ *   MM_META_BASE              frame metadata windows (frame.h struct fa_meta),
+ *                             backed only where sections hold RAM
  *   kernel image              at its link address, 0xffffffff80100000
  *   MM_HEAP_BASE              newlib heap (movable frames), above the image so
  *                             newlib accepts it after the early bss pool
@@ -32,8 +34,11 @@
 #include "mm/metrics.h"
 #include "mm/pgtable.h"
 
+#define MM_DIRECT_MAP_SIZE (64ull << 40)  /* BOOT_HHDM_BASE .. MM_ANON_BASE */
 #define MM_ANON_BASE  0xffffc00000000000ull
 #define MM_ANON_SIZE  (16ull << 40)
+#define MM_META_BASE  (MM_ANON_BASE + MM_ANON_SIZE)
+#define MM_META_SIZE  (1ull << 40)
 #define MM_HEAP_BASE  0xffffffffa0000000ull
 #define MM_HEAP_SIZE  (1ull << 30)
 
@@ -86,5 +91,28 @@ uint64_t mm_report_pending(void);
 void mm_on_free_block(void (*fn)(void));
 unsigned mm_report_isolate(uint64_t *pfns, unsigned max);
 void mm_report_done(const uint64_t *pfns, unsigned n, int reported);
+
+/*
+ * Hot-plugged memory (virtio-mem, drivers/virtio_mem/kernel.c). Whole 2 MiB
+ * blocks; all or nothing. mm_hot_add maps the range in the direct map and
+ * hands it to the allocator (free, not resident); mm_hot_remove takes it out
+ * (free blocks taken, movable ones emptied by moving their frames elsewhere,
+ * interrupts off while frames move) and unmaps it: afterwards the kernel
+ * never touches it. Errors: MM_EINVAL misaligned, MM_ERANGE beyond what mm
+ * can cover, MM_ESTATE already present / not all online, MM_ENOMEM no
+ * metadata (add) or no room for the moved frames (remove), MM_EBUSY pinned
+ * (unmovable, lent to the balloon, being reported).
+ */
+struct mm_block_info {
+	int online;         /* the block is RAM the allocator manages */
+	int kind;           /* enum block_kind */
+	unsigned nfree;     /* free frames in it */
+	int resident;       /* the host may back it (written since added or discarded) */
+};
+int mm_hot_add(uint64_t pfn, uint64_t npages);
+int mm_hot_remove(uint64_t pfn, uint64_t npages);
+int mm_block_info(uint64_t pfn, struct mm_block_info *out);
+/* Frames hot-added and still online. */
+uint64_t mm_hot_pages(void);
 
 #endif

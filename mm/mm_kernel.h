@@ -1,7 +1,6 @@
 /*
  * mm_kernel.h - the kernel's one instance of each mm structure, shared by the
- * kernel-side mm files (boot_init.c, kmem.c, heap.c, balloon_ops.c,
- * mm_console.c). Not for other modules: they use mm/mm.h and mm/kmem.h.
+ * kernel-side mm files (boot_init.c, mm.c, kmem.c, heap.c, mm_cmd.c). Not for other modules: they use mm/mm.h and mm/kmem.h.
  */
 #ifndef MM_MM_KERNEL_H
 #define MM_MM_KERNEL_H
@@ -20,7 +19,9 @@ struct mm_kernel {
 	int in_sbrk;               /* sbrk is growing the heap (inside newlib malloc) */
 	uint64_t kernel_virt, kernel_phys, kernel_size;
 	uint64_t reclaimed_pages;  /* boot memory given to the allocator after the switch */
-	uint64_t table_pages;      /* page-table frames when the tables went live */
+	uint64_t table_pages;      /* page-table frames (kernel tables, metadata windows) */
+	uint64_t meta_pages;       /* frames backing the frame metadata windows */
+	uint64_t hot_pages;        /* frames hot-added and still online */
 	uint64_t init_ns;
 };
 

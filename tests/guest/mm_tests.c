@@ -18,6 +18,7 @@
 #include "hw/io.h"
 #include "kclock.h"
 #include "kernel/lib/console.h"
+#include "mm/frame_internal.h"
 #include "mm/kmem.h"
 #include "kernel/lib/selftest.h"
 #include "mm/mm.h"
@@ -82,7 +83,7 @@ static int64_t tp_verify(uint64_t n)
 static void movable_partials(uint64_t *p, uint64_t *u)
 {
 	*p = *u = 0;
-	for (uint32_t b = 0; b < mmk.fa.nblocks; b++) {
+	FA_FOR_EACH_BLOCK(&mmk.fa, b) {
 		const struct mblock *blk = &mmk.fa.blocks[b];
 		if (blk->kind == BK_MOVABLE && blk->nfree && blk->nfree < PAGES_PER_BLOCK) {
 			(*p)++;

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include "test_mm_sim.h"
 
 void *mm_sim_p2v(struct mm_sim *s, uint64_t pa)
@@ -70,6 +71,57 @@ int mm_sim_init(struct mm_sim *s, const struct boot_mem_region *r, size_t n, int
 	return 0;
 }
 
+static int sim_populate(void *ctx, void *p, size_t bytes)
+{
+	struct mm_sim *s = ctx;
+	if (s->populate_fail_after > 0 && --s->populate_fail_after == 0)
+		return MM_ENOMEM;
+	uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095, z = ((uintptr_t)p + bytes + 4095) & ~(uintptr_t)4095;
+	/* mprotect is idempotent; a page two sections share counts twice, so
+	 * `populated` is an upper bound of what the metadata costs. */
+	if (mprotect((void *)a, z - a, PROT_READ | PROT_WRITE) != 0)
+		return MM_ENOMEM;
+	s->populated += z - a;
+	return MM_OK;
+}
+
+static void *reserve(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int mm_sim_init_sparse(struct mm_sim *s, const struct boot_mem_region *r, size_t n,
+                       uint64_t ram_end, int with_pt)
+{
+	memset(s, 0, sizeof *s);
+	s->ram_bytes = (ram_end + PT_SIZE_2M - 1) & ~(PT_SIZE_2M - 1);
+	s->ram = mmap(NULL, s->ram_bytes, PROT_READ | PROT_WRITE,
+	              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (s->ram == MAP_FAILED)
+		return -1;
+	uint64_t maxb = s->ram_bytes >> 21;
+	size_t sizes[5] = { maxb * 512 * 8, maxb * 512, maxb * sizeof(struct mblock), maxb * 4,
+	                    (maxb + FA_SECTION_BLOCKS - 1) / FA_SECTION_BLOCKS };
+	for (int k = 0; k < 5; k++) {
+		s->win_bytes[k] = (sizes[k] + 4095) & ~(size_t)4095;
+		if (!(s->win[k] = reserve(s->win_bytes[k])))
+			return -1;
+	}
+	struct fa_meta m = {
+		.owner = s->win[0], .desc = s->win[1], .blocks = s->win[2], .scratch = s->win[3],
+		.sections = s->win[4], .max_blocks = maxb, .populate = sim_populate, .ctx = s,
+	};
+	if (fa_init_meta(&s->fa, r, n, &m) != MM_OK)
+		return -1;
+	if (with_pt) {
+		if (pt_init(&s->pt, &mm_sim_pt_ops, s) != MM_OK)
+			return -1;
+		s->pt_ready = 1;
+	}
+	return 0;
+}
+
 int mm_sim_init_flat(struct mm_sim *s, uint64_t mib, int with_pt)
 {
 	struct boot_mem_region r = { .base = 0, .pages = mib << 8, .type = BOOT_MEM_USABLE };
@@ -78,7 +130,14 @@ int mm_sim_init_flat(struct mm_sim *s, uint64_t mib, int with_pt)
 
 void mm_sim_fini(struct mm_sim *s)
 {
-	free(s->ram);
+	if (s->win[0]) {
+		munmap(s->ram, s->ram_bytes);
+		for (int k = 0; k < 5; k++)
+			if (s->win[k])
+				munmap(s->win[k], s->win_bytes[k]);
+	} else {
+		free(s->ram);
+	}
 	free(s->meta);
 	memset(s, 0, sizeof *s);
 }

@@ -15,6 +15,12 @@
 struct mm_sim {
 	struct frame_alloc fa;
 	void *meta;
+	/* Sparse metadata (mm_sim_init_sparse): reserved windows, made
+	 * accessible page by page as the allocator populates them. */
+	void *win[5];
+	size_t win_bytes[5];
+	uint64_t populated;      /* bytes made accessible */
+	int populate_fail_after; /* > 0: that many more populate calls succeed */
 	uint8_t *ram;            /* physical address 0 */
 	uint64_t ram_bytes;
 	struct pgtable pt;
@@ -28,6 +34,11 @@ struct mm_sim {
 int mm_sim_init(struct mm_sim *s, const struct boot_mem_region *r, size_t n, int with_pt);
 /* One usable region [0, mib MiB). */
 int mm_sim_init_flat(struct mm_sim *s, uint64_t mib, int with_pt);
+/* Sparse: metadata in PROT_NONE windows that populate() opens page by page
+ * (touching metadata of an absent section crashes the test), RAM reserved
+ * (MAP_NORESERVE) up to ram_end so memory can be hot-added below it. */
+int mm_sim_init_sparse(struct mm_sim *s, const struct boot_mem_region *r, size_t n,
+                       uint64_t ram_end, int with_pt);
 void mm_sim_fini(struct mm_sim *s);
 void *mm_sim_p2v(struct mm_sim *s, uint64_t pa);
 /* Host pointer to the byte mapped at `va` in s->pt, NULL if unmapped. */

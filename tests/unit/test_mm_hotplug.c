@@ -1,0 +1,289 @@
+/*
+ * test_mm_hotplug.c - sparse frame metadata and memory that comes and goes:
+ * holes in the memory map cost no metadata (touching an absent section's
+ * metadata would fault: the windows are PROT_NONE until populated), hot-add
+ * above boot RAM, hot-remove of free blocks and of movable blocks whose
+ * frames move out with their data and mappings intact, and every refusal
+ * (pinned, no room, misaligned, twice, metadata allocation failing) leaving
+ * the allocator exactly as it was.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <cmocka.h>
+#include "mm/frame_internal.h"
+#include "mm/metrics.h"
+#include "test_mm_sim.h"
+
+#define VA   0xffffc00000000000ull
+#define GIB  (1ull << 30)
+#define MIB_ (1ull << 20)
+
+static void assert_consistent(const struct frame_alloc *fa)
+{
+	char why[256] = "";
+	if (fa_check(fa, why, sizeof why))
+		fail_msg("fa_check: %s", why);
+}
+
+static uint64_t pattern(uint64_t va, unsigned word)
+{
+	uint64_t x = va * 0x9e3779b97f4a7c15ull ^ (word + 1) * 0xff51afd7ed558ccdull;
+	return x ^ (x >> 29);
+}
+
+/* 64 MiB of boot RAM at 0, room to hot-add up to ram_end. */
+static void boot_small(struct mm_sim *s, uint64_t ram_end)
+{
+	struct boot_mem_region r = { .base = 0, .pages = (64 * MIB_) >> 12, .type = BOOT_MEM_USABLE };
+	assert_int_equal(mm_sim_init_sparse(s, &r, 1, ram_end, 1), 0);
+}
+
+static void check_movable(struct mm_sim *s, uint64_t k)
+{
+	uint64_t va = VA + (k << 12);
+	struct pt_walk w;
+	assert_int_equal(pt_lookup(&s->pt, va, &w), MM_OK);
+	const uint64_t *p = mm_sim_p2v(s, w.pa);
+	for (unsigned i = 0; i < 512; i++)
+		if (p[i] != pattern(va, i))
+			fail_msg("page %llu word %u corrupted", (unsigned long long)k, i);
+	struct frame_info fi;
+	assert_int_equal(fa_frame_info(&s->fa, w.pa >> 12, &fi), MM_OK);
+	assert_int_equal(fi.state, FS_MOVABLE);
+	assert_int_equal(fi.owner_va, va);
+}
+
+static void teardown(struct mm_sim *s)
+{
+	assert_consistent(&s->fa);
+	pt_destroy(&s->pt);
+	mm_sim_fini(s);
+}
+
+/* Two 64 MiB pieces of RAM 64 GiB apart: metadata for two sections, not for
+ * the 64 GiB between them (the dense layout would need ~150 MB). */
+static void test_holes_cost_nothing(void **state)
+{
+	struct mm_sim s;
+	struct boot_mem_region r[2] = {
+		{ .base = 0, .pages = (64 * MIB_) >> 12, .type = BOOT_MEM_USABLE },
+		{ .base = 64 * GIB, .pages = (64 * MIB_) >> 12, .type = BOOT_MEM_USABLE },
+	};
+	assert_int_equal(mm_sim_init_sparse(&s, r, 2, 64 * GIB + 64 * MIB_, 0), 0);
+	assert_true(s.populated < 1024 * 1024);
+	assert_true(fa_meta_bytes_sparse(r, 2) < 1024 * 1024);
+	assert_true(fa_meta_bytes(r, 2) > 100ull * 1024 * 1024);
+	assert_int_equal(s.fa.total, 2 * ((64 * MIB_) >> 12));
+	assert_true(fa_pfn_present(&s.fa, 0));
+	assert_false(fa_pfn_present(&s.fa, GIB >> 12));
+	assert_true(fa_pfn_present(&s.fa, (64 * GIB) >> 12));
+	/* Frames in the hole are refused without touching metadata. */
+	struct frame_info fi;
+	assert_int_equal(fa_frame_info(&s.fa, (2 * GIB) >> 12, &fi), MM_ERANGE);
+	assert_int_equal(fa_free(&s.fa, (2 * GIB) >> 12, 0), MM_ERANGE);
+	assert_int_equal(fa_claim_range(&s.fa, (2 * GIB) >> 12, 1), MM_ERANGE);
+	/* Both pieces serve allocations. */
+	uint64_t pfn, seen_high = 0;
+	while (fa_alloc(&s.fa, 9, &pfn) == MM_OK)
+		seen_high |= pfn >= (64 * GIB) >> 12;
+	assert_true(seen_high);
+	assert_int_equal(fa_free_pages(&s.fa), 0);
+	struct mm_stats st;
+	fa_stats(&s.fa, &st);
+	assert_int_equal(st.blocks_total, 64);
+	teardown(&s);
+}
+
+static void test_hot_add_above(void **state)
+{
+	struct mm_sim s;
+	boot_small(&s, 4 * GIB + 256 * MIB_);
+	uint64_t total0 = s.fa.total, free0 = fa_free_pages(&s.fa), pop0 = s.populated;
+	uint64_t pfn0 = (4 * GIB) >> 12, n = (256 * MIB_) >> 12;
+	assert_int_equal(fa_hot_add(&s.fa, pfn0, n), MM_OK);
+	assert_int_equal(s.fa.total, total0 + n);
+	assert_int_equal(fa_free_pages(&s.fa), free0 + n);
+	/* Two new sections of metadata, nothing for the 4 GiB below. */
+	assert_true(s.populated - pop0 < 2 * 320 * 1024);
+	assert_false(fa_pfn_present(&s.fa, (2 * GIB) >> 12));
+	struct frame_info fi;
+	assert_int_equal(fa_frame_info(&s.fa, pfn0 + 5, &fi), MM_OK);
+	assert_int_equal(fi.state, FS_FREE);
+	assert_int_equal(fi.block_kind, BK_FREE);
+	assert_false(fi.block_flags & BF_RESIDENT);    /* the host has not populated it */
+	assert_consistent(&s.fa);
+	/* The allocator hands it out (low memory first fills, then the new). */
+	uint64_t pfn, high = 0;
+	while (fa_alloc(&s.fa, 9, &pfn) == MM_OK) {
+		high += pfn >= pfn0;
+		memset(mm_sim_p2v(&s, pfn << 12), 0xa5, 2 * MIB_);
+	}
+	assert_int_equal(high, n / 512);
+	teardown(&s);
+}
+
+static void test_hot_add_refusals(void **state)
+{
+	struct mm_sim s;
+	boot_small(&s, 2 * GIB);
+	uint64_t total0 = s.fa.total;
+	uint64_t g = GIB >> 12;
+	assert_int_equal(fa_hot_add(&s.fa, g + 1, 512), MM_EINVAL);       /* misaligned */
+	assert_int_equal(fa_hot_add(&s.fa, g, 100), MM_EINVAL);
+	assert_int_equal(fa_hot_add(&s.fa, g, 0), MM_EINVAL);
+	assert_int_equal(fa_hot_add(&s.fa, 0, 512), MM_ESTATE);           /* boot RAM */
+	assert_int_equal(fa_hot_add(&s.fa, (2 * GIB) >> 12, 512), MM_ERANGE);  /* beyond the windows */
+	assert_int_equal(fa_hot_add(&s.fa, g, UINT64_MAX & ~511ull), MM_ERANGE);
+	assert_int_equal(s.fa.total, total0);
+	assert_consistent(&s.fa);
+	/* Metadata that cannot be had: nothing added, and a retry works. */
+	s.populate_fail_after = 1;
+	assert_int_equal(fa_hot_add(&s.fa, g, 512), MM_ENOMEM);
+	assert_int_equal(s.fa.total, total0);
+	assert_consistent(&s.fa);
+	assert_int_equal(fa_hot_add(&s.fa, g, 1024), MM_OK);
+	assert_int_equal(fa_hot_add(&s.fa, g + 512, 512), MM_ESTATE);     /* twice */
+	assert_int_equal(s.fa.total, total0 + 1024);
+	teardown(&s);
+}
+
+/* Free blocks go; the kernel never touches them again (the test makes them
+ * inaccessible, then allocates everything that is left and writes it). */
+static void test_hot_remove_free(void **state)
+{
+	struct mm_sim s;
+	boot_small(&s, 2 * GIB);
+	uint64_t g = GIB >> 12, n = (128 * MIB_) >> 12;
+	uint64_t total0 = s.fa.total;
+	assert_int_equal(fa_hot_add(&s.fa, g, n), MM_OK);
+	assert_int_equal(fa_hot_remove(&s.fa, &s.pt, g, n / 2, NULL), MM_OK);
+	assert_int_equal(s.fa.total, total0 + n / 2);
+	assert_consistent(&s.fa);
+	assert_int_equal(mprotect(s.ram + GIB, 64 * MIB_, PROT_NONE), 0);
+	uint64_t pfn;
+	while (fa_alloc(&s.fa, 0, &pfn) == MM_OK) {
+		assert_false(pfn >= g && pfn < g + n / 2);
+		*(volatile uint8_t *)mm_sim_p2v(&s, pfn << 12) = 1;
+	}
+	assert_int_equal(fa_hot_remove(&s.fa, &s.pt, g, n / 2, NULL), MM_ESTATE);  /* gone already */
+	assert_int_equal(mprotect(s.ram + GIB, 64 * MIB_, PROT_READ | PROT_WRITE), 0);
+	/* Back in again. */
+	assert_int_equal(fa_hot_add(&s.fa, g, n / 2), MM_OK);
+	teardown(&s);
+}
+
+/* Movable data spread over the hot-added range moves out with its contents,
+ * mapping and owner; the removed range holds no RAM afterwards. */
+static void test_hot_remove_moves_movable(void **state)
+{
+	struct mm_sim s;
+	boot_small(&s, 2 * GIB);
+	uint64_t g = GIB >> 12, n = (64 * MIB_) >> 12;
+	assert_int_equal(fa_hot_add(&s.fa, g, n), MM_OK);
+	/* Fill everything with movable pages, then free 3 of 4: the survivors
+	 * sit in every block, boot RAM and hot-added alike. */
+	uint64_t npages = 0;
+	while (s.fa.nr[FS_FREE] > 64) {
+		uint64_t va = VA + (npages << 12), pfn;
+		if (fa_alloc_movable(&s.fa, va, &pfn) != MM_OK)
+			break;
+		assert_int_equal(pt_map(&s.pt, va, pfn << 12, PTE_W | PTE_NX), MM_OK);
+		uint64_t *p = mm_sim_p2v(&s, pfn << 12);
+		for (unsigned w = 0; w < 512; w++)
+			p[w] = pattern(va, w);
+		npages++;
+	}
+	uint8_t *live = calloc(npages, 1);
+	for (uint64_t k = 0; k < npages; k++) {
+		live[k] = k % 4 == 0;
+		if (!live[k]) {
+			uint64_t pa;
+			assert_int_equal(pt_unmap(&s.pt, VA + (k << 12), &pa, NULL), MM_OK);
+			assert_int_equal(fa_free(&s.fa, pa >> 12, 0), MM_OK);
+		}
+	}
+	uint64_t in_range = 0;
+	for (uint64_t k = 0; k < npages; k++) {
+		struct pt_walk w;
+		if (live[k] && pt_lookup(&s.pt, VA + (k << 12), &w) == MM_OK)
+			in_range += (w.pa >> 12) >= g && (w.pa >> 12) < g + n;
+	}
+	assert_true(in_range > 1000);
+	uint64_t moved = 0, total0 = s.fa.total;
+	assert_int_equal(fa_hot_remove(&s.fa, &s.pt, g, n, &moved), MM_OK);
+	assert_int_equal(moved, in_range);
+	assert_int_equal(s.fa.total, total0 - n);
+	for (uint64_t k = 0; k < npages; k++)
+		if (live[k]) {
+			check_movable(&s, k);
+			struct pt_walk w;
+			assert_int_equal(pt_lookup(&s.pt, VA + (k << 12), &w), MM_OK);
+			assert_false((w.pa >> 12) >= g && (w.pa >> 12) < g + n);
+		}
+	free(live);
+	teardown(&s);
+}
+
+/* Refusals leave everything as it was: an unmovable frame pins its block,
+ * a lent (balloon) block is not ours to give, and without room outside the
+ * range the movable frames cannot go. */
+static void test_hot_remove_refusals(void **state)
+{
+	struct mm_sim s;
+	boot_small(&s, 2 * GIB);
+	uint64_t g = GIB >> 12, n = (64 * MIB_) >> 12;
+	assert_int_equal(fa_hot_add(&s.fa, g, n), MM_OK);
+	assert_int_equal(fa_hot_remove(&s.fa, &s.pt, g + 1, 512, NULL), MM_EINVAL);
+	/* The block holding the page-table root is unmovable. */
+	assert_int_equal(fa_hot_remove(&s.fa, &s.pt, (s.pt.root >> 12) & ~511ull, 512, NULL), MM_EBUSY);
+
+	/* Use all boot RAM, so allocations land in the hot-added range. */
+	uint64_t pfn;
+	while (fa_alloc(&s.fa, 9, &pfn) == MM_OK && pfn < g)
+		;
+	assert_true(pfn >= g);
+	uint64_t pinned = pfn;
+	struct mm_stats before, after;
+	fa_stats(&s.fa, &before);
+	assert_int_equal(fa_hot_remove(&s.fa, &s.pt, g, n, NULL), MM_EBUSY);
+	fa_stats(&s.fa, &after);
+	assert_memory_equal(&before, &after, sizeof before);
+	assert_consistent(&s.fa);
+	assert_int_equal(fa_free(&s.fa, pinned, 9), MM_OK);
+
+	/* A block lent to the balloon. */
+	uint64_t lent;
+	assert_int_equal(fa_balloon_take_blocks(&s.fa, 1, &lent), 1);
+	assert_true(lent >= g);
+	assert_int_equal(fa_hot_remove(&s.fa, &s.pt, lent, 512, NULL), MM_EBUSY);
+	assert_int_equal(fa_balloon_return(&s.fa, lent, 9), MM_OK);
+
+	/* Movable pages in the range with no room left outside it. */
+	uint64_t k = 0;
+	while (fa_alloc_movable(&s.fa, VA + (k << 12), &pfn) == MM_OK) {
+		assert_int_equal(pt_map(&s.pt, VA + (k << 12), pfn << 12, PTE_W | PTE_NX), MM_OK);
+		k++;
+	}
+	fa_stats(&s.fa, &before);
+	assert_int_equal(fa_hot_remove(&s.fa, &s.pt, g, 512, NULL), MM_ENOMEM);
+	fa_stats(&s.fa, &after);
+	assert_memory_equal(&before, &after, sizeof before);
+	teardown(&s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_holes_cost_nothing),
+		cmocka_unit_test(test_hot_add_above),
+		cmocka_unit_test(test_hot_add_refusals),
+		cmocka_unit_test(test_hot_remove_free),
+		cmocka_unit_test(test_hot_remove_moves_movable),
+		cmocka_unit_test(test_hot_remove_refusals),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
