@@ -19,9 +19,23 @@
 #include "drivers/balloon/kernel.h"
 #include "drivers/balloon/virtio_balloon.h"
 #include "drivers/virtio/virtio_pci_hw.h"
+#include "hw/io.h"
 
 static struct virtio_balloon_dev vb;
 static int found;
+
+/* What is set up once per kernel life and reused by every re-init:
+ * interrupt vectors, the MSI-X table mapping, the INTx route, the OOM
+ * notifier, and the lines said once. */
+struct vb_once {
+	int vec_config, vec_queue;       /* MSI-X vectors, -1 until allocated */
+	int table_tried, table_mapped;
+	int intx_routed;                 /* -1 not tried, 0 failed, 1 routed */
+	const char *intx_why;
+	int irq_logged, oom_registered;
+};
+#define VB_ONCE_INIT { .vec_config = -1, .vec_queue = -1, .intx_routed = -1 }
+static struct vb_once once = VB_ONCE_INIT;
 
 struct virtio_balloon_dev *virtio_balloon_get(void) { return found ? &vb : NULL; }
 
@@ -41,7 +55,7 @@ static void write_actual(void *ctx, uint32_t actual)
 
 /* The OOM path spins (bounded) for the host's ack: under TCG the device
  * answers inside our notify write, under KVM within microseconds. */
-static void relax(void *ctx) { __asm__ __volatile__("pause" ::: "memory"); }
+static void relax(void *ctx) { cpu_relax(); }
 
 static const struct balloon_transport_ops transport_ops = {
 	.read_num_pages = read_num_pages, .write_actual = write_actual, .relax = relax,
@@ -81,23 +95,21 @@ static int on_intx(struct trap_frame *tf)
 
 static int setup_msix(struct virtio_balloon_dev *d, const char **why)
 {
-	static int vec_config = -1, vec_queue = -1;
-	static int table_tried, table_mapped;
-	if (vec_config < 0)
-		vec_config = irq_alloc_vector(on_config_irq);
-	if (vec_queue < 0)
-		vec_queue = irq_alloc_vector(on_queue_irq);
-	if (vec_config >= 0 && vec_queue >= 0 && !table_tried++)
-		table_mapped = pci_msix_init(&msix, d->pd, why) == 0;   /* maps the table: once */
-	if (vec_config < 0 || vec_queue < 0)
+	if (once.vec_config < 0)
+		once.vec_config = irq_alloc_vector(on_config_irq);
+	if (once.vec_queue < 0)
+		once.vec_queue = irq_alloc_vector(on_queue_irq);
+	if (once.vec_config >= 0 && once.vec_queue >= 0 && !once.table_tried++)
+		once.table_mapped = pci_msix_init(&msix, d->pd, why) == 0;   /* maps the table: once */
+	if (once.vec_config < 0 || once.vec_queue < 0)
 		*why = "no free interrupt vectors";
-	else if (!table_mapped)
+	else if (!once.table_mapped)
 		;   /* pci_msix_init said why (the first time) */
 	else if (msix.entries < 2)
 		*why = "fewer than 2 MSI-X entries";
 	else {
-		pci_msix_route(&msix, 0, lapic_id(), (uint8_t)vec_config);
-		pci_msix_route(&msix, 1, lapic_id(), (uint8_t)vec_queue);
+		pci_msix_route(&msix, 0, lapic_id(), (uint8_t)once.vec_config);
+		pci_msix_route(&msix, 1, lapic_id(), (uint8_t)once.vec_queue);
 		pci_msix_enable(&msix, 1);
 		if (vp_set_config_vector(&d->vp, 0) == 0) {
 			d->vp.queue_vector = 1;
@@ -112,23 +124,21 @@ static int setup_msix(struct virtio_balloon_dev *d, const char **why)
 /* Route the function's INTx line once; it stays routed across resets. */
 static int setup_intx(struct virtio_balloon_dev *d, const char **why)
 {
-	static int routed = -1;   /* -1 not tried, 0 failed, 1 routed */
-	static const char *fail_why;
-	if (routed < 0) {
+	if (once.intx_routed < 0) {
 		uint8_t pin = (uint8_t)pci_read(d->pd, PCI_INTERRUPT_PIN, 1);
 		d->intx_line = (uint8_t)pci_read(d->pd, PCI_INTERRUPT_LINE, 1);
-		routed = 0;
+		once.intx_routed = 0;
 		if (!pin)
-			fail_why = "the function has no INTx pin";
+			once.intx_why = "the function has no INTx pin";
 		else if (d->intx_line == 0 || d->intx_line == 0xff)
-			fail_why = "firmware assigned no interrupt line";
-		else if (irq_request_line(d->intx_line, on_intx, &fail_why) >= 0) {
+			once.intx_why = "firmware assigned no interrupt line";
+		else if (irq_request_line(d->intx_line, on_intx, &once.intx_why) >= 0) {
 			pci_command(d->pd, 0, PCI_COMMAND_INTX_OFF);
-			routed = 1;
+			once.intx_routed = 1;
 		}
 	}
-	*why = fail_why;
-	return routed ? 0 : -1;
+	*why = once.intx_why;
+	return once.intx_routed ? 0 : -1;
 }
 
 /* After FEATURES_OK, before the queues: vp_setup_queue uses vp.queue_vector.
@@ -137,7 +147,6 @@ static int setup_intx(struct virtio_balloon_dev *d, const char **why)
  * and the mode is said once. */
 static void setup_interrupts(struct virtio_balloon_dev *d)
 {
-	static int logged;
 	const char *why_msix = NULL, *why_intx = NULL;
 	if (setup_msix(d, &why_msix) == 0)
 		d->irq_mode = VB_IRQ_MSIX;
@@ -145,7 +154,7 @@ static void setup_interrupts(struct virtio_balloon_dev *d)
 		d->irq_mode = VB_IRQ_INTX;
 	else
 		d->irq_mode = VB_IRQ_POLL;
-	if (logged++)
+	if (once.irq_logged++)
 		return;
 	if (d->irq_mode == VB_IRQ_MSIX)
 		klog("virtio-balloon: interrupts: MSI-X");
@@ -196,7 +205,6 @@ static int setup_queues(struct virtio_balloon_dev *d)
  * not cost memory each time. `first`: boot (lines a re-init need not repeat). */
 static void start_core(struct virtio_balloon_dev *d, int first)
 {
-	static int oom_registered;
 	uint64_t max_pfn = balloon_kernel_max_pfn();
 	if (!max_pfn) {
 		if (first)
@@ -252,7 +260,7 @@ static void start_core(struct virtio_balloon_dev *d, int first)
 	 * core_up/transport_up, so it is harmless while the device is down. */
 	if (d->has_report)
 		balloon_kernel_watch_free_blocks();
-	if (!oom_registered++ && balloon_kernel_register_oom() != 0)
+	if (!once.oom_registered++ && balloon_kernel_register_oom() != 0)
 		klog("virtio-balloon: cannot register an OOM notifier: no deflate on OOM");
 }
 
@@ -345,7 +353,7 @@ static int bring_up(struct virtio_balloon_dev *d, int first)
 	return 0;
 }
 
-static int virtio_balloon_init(void)
+int virtio_balloon_init(void)
 {
 	struct virtio_balloon_dev *d = &vb;
 	const struct pci_dev *pd = pci_find(VIRTIO_PCI_VENDOR, VIRTIO_PCI_MODERN_BASE + VIRTIO_ID_BALLOON, 0);
@@ -473,6 +481,16 @@ void virtio_balloon_poll(uint64_t now)
 	wake_at(d->irq_mode == VB_IRQ_POLL ? now + BALLOON_BUSY_NS : balloon_next_poll(d->b, now));
 }
 POLLER(virtio_balloon_poll);
+
+#ifdef HOST_TEST
+void virtio_balloon_forget(void)
+{
+	memset(&vb, 0, sizeof vb);
+	memset(&msix, 0, sizeof msix);
+	found = 0;
+	once = (struct vb_once)VB_ONCE_INIT;
+}
+#endif
 
 int virtio_balloon_reset(void)
 {

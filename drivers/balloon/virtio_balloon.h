@@ -78,6 +78,15 @@ struct virtio_balloon_dev {
 #define VIRTIO_BALLOON_MAX_ATTEMPTS 3
 #define VIRTIO_BALLOON_DRAIN_NS     (2000000000ull)   /* longest wait for deflate acks before a requested reset */
 
+/* Boot's INIT_DRIVER initcall: find the device and bring it up. Host tests
+ * call it on a simulated guest (tests/unit/fake_hostile_sys.h). */
+int virtio_balloon_init(void);
+#ifdef HOST_TEST
+/* Host tests: forget the device and everything set up once, so the next
+ * virtio_balloon_init starts a new guest (buffers are the caller's to free). */
+void virtio_balloon_forget(void);
+#endif
+
 /* The one device (for self-tests and the console); NULL if none was found. */
 struct virtio_balloon_dev *virtio_balloon_get(void);
 
