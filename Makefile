@@ -87,7 +87,7 @@ ALL_HEADERS := $(shell find include kernel mm drivers app boot tests/unit -name 
 # link order, and with it the order of initcalls within a level.
 include boot/module.mk kernel/lib/module.mk kernel/arch/module.mk mm/module.mk \
         drivers/pci/module.mk drivers/virtio/module.mk drivers/balloon/module.mk \
-        app/module.mk kernel/module.mk tests/module.mk
+        drivers/virtio_mem/module.mk app/module.mk kernel/module.mk tests/module.mk
 
 # ---------------------------------------------------------------- loader (GNU-EFI)
 EFI_INC    := /usr/include/efi
