@@ -9,17 +9,20 @@ KERNEL_SRCS += tests/guest/core_tests.c tests/guest/mm_tests.c tests/guest/virti
                tests/guest/app_tests.c
 
 # ---------------------------------------------------------------- hostile devices
-# The whole driver stack (transport, virtqueues, balloon core) against a
-# simulated device that misbehaves, over memory that checks every frame's owner.
+# The whole driver stack (the kernel's device shell virtio_balloon.c,
+# transport, virtqueues, balloon core) against a simulated device that
+# misbehaves, over memory that checks every frame's owner; fake_hostile_sys.c
+# is the kernel around the shell (PCI, interrupts, memory, the work loop).
 HOSTILE_FAKES := tests/unit/fake_hostile_sys.c tests/unit/fake_hostile_dev.c tests/unit/fake_balloon_mem.c \
                  tests/unit/fake_virtio_dev.c tests/unit/fake_virtio_pci.c
 
-HOSTILE_DRIVERS := $(PCI_LOGIC) $(VIRTIO_LOGIC) $(BALLOON_LOGIC)
+HOSTILE_DRIVERS := $(PCI_LOGIC) drivers/pci/msix.c $(VIRTIO_LOGIC) $(BALLOON_LOGIC) \
+                   drivers/balloon/virtio_balloon.c kernel/lib/wake.c
 
 UNIT_TESTS += test_hostile_device test_hostile_reporting test_hostile_virtq
 test_hostile_device_SRCS    := tests/unit/test_hostile_device.c tests/unit/hostile_fixture.c $(HOSTILE_DRIVERS) $(HOSTILE_FAKES)
 test_hostile_reporting_SRCS := tests/unit/test_hostile_reporting.c tests/unit/hostile_fixture.c $(HOSTILE_DRIVERS) $(HOSTILE_FAKES)
-test_hostile_virtq_SRCS     := tests/unit/test_hostile_virtq.c $(HOSTILE_DRIVERS) \
+test_hostile_virtq_SRCS     := tests/unit/test_hostile_virtq.c $(PCI_LOGIC) $(VIRTIO_LOGIC) $(BALLOON_LOGIC) \
                                tests/unit/fake_virtio_dev.c tests/unit/fake_virtio_pci.c
 
 # ---------------------------------------------------------------- fuzzing

@@ -123,14 +123,12 @@ const struct balloon_reclaim_ops balloon_kernel_reclaim_ops = { rc_count, rc_rec
 
 uint64_t balloon_kernel_max_pfn(void) { return mm_max_pfn(); }
 
-/* The allocator asks when it runs dry. Harmless while the device is down:
- * registered once, it does nothing until the core runs again. */
+/* The allocator asks when it runs dry (virtio_balloon_oom). Harmless while
+ * the device is down: registered once, it does nothing until the core runs
+ * again. */
 static uint64_t on_oom(void *ctx, unsigned order, enum block_kind kind)
 {
-	struct virtio_balloon_dev *d = virtio_balloon_get();
-	if (!d || !d->core_up || !d->transport_up)
-		return 0;
-	return balloon_oom(d->b, 1ull << order);
+	return virtio_balloon_oom(1ull << order);
 }
 
 int balloon_kernel_register_oom(void) { return mm_add_oom_notifier(on_oom, NULL) == MM_OK ? 0 : -1; }

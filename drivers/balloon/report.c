@@ -128,6 +128,9 @@ void bal_report_poll(struct balloon *b, uint64_t now)
 	struct balloon_report *r = &b->rep;
 	if (!vq)
 		return;
+	if (!virtq_is_broken(vq))
+		bal_report_reap(b);
+	/* broken before or by this reap: said now, not at a later wake-up */
 	if (virtq_is_broken(vq)) {
 		if (!r->broken_logged) {
 			r->broken_logged = 1;
@@ -137,7 +140,6 @@ void bal_report_poll(struct balloon *b, uint64_t now)
 		}
 		return;
 	}
-	bal_report_reap(b);
 	if (r->in_flight) {
 		if (!r->stall_logged && now - r->submitted_ns > b->s.params.ack_timeout_ns) {
 			r->stall_logged = 1;

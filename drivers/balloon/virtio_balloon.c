@@ -459,10 +459,13 @@ void virtio_balloon_poll(uint64_t now)
 	struct virtio_balloon_dev *d = &vb;
 	if (!d->transport_up)
 		return;
+	/* After a recovery the poller looks again soon: the host's target stands
+	 * and nothing else (no interrupt: the device was just reset) would wake
+	 * the brought-up balloon to meet it. */
 	switch (vp_health(&d->vp)) {   /* one line per new kind of trouble */
 	case VP_HEALTHY:     break;
-	case VP_NEEDS_RESET: recover(d, VB_NEEDS_RESET); return;
-	case VP_LOST:        recover(d, VB_LOST); return;
+	case VP_NEEDS_RESET: recover(d, VB_NEEDS_RESET); wake_in(now, BALLOON_BUSY_NS); return;
+	case VP_LOST:        recover(d, VB_LOST); wake_in(now, BALLOON_BUSY_NS); return;
 	case VP_GONE:        recover(d, VB_GONE); return;
 	}
 	if (!d->core_up)
@@ -481,6 +484,19 @@ void virtio_balloon_poll(uint64_t now)
 	wake_at(d->irq_mode == VB_IRQ_POLL ? now + BALLOON_BUSY_NS : balloon_next_poll(d->b, now));
 }
 POLLER(virtio_balloon_poll);
+
+uint64_t virtio_balloon_oom(uint64_t pages)
+{
+	struct virtio_balloon_dev *d = virtio_balloon_get();
+	if (!d || !d->core_up || !d->transport_up)
+		return 0;
+	uint64_t got = balloon_oom(d->b, pages);
+	/* The OOM path says nothing (the allocator may be inside malloc); what
+	 * it did (a deflate, a timeout) is logged by the next poll, and the
+	 * poller may have asked for none (idle at target): ask now. */
+	wake_at(0);
+	return got;
+}
 
 #ifdef HOST_TEST
 void virtio_balloon_forget(void)

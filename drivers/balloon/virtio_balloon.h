@@ -101,6 +101,11 @@ void virtio_balloon_poll(uint64_t now);
  * no device). */
 int virtio_balloon_reset(void);
 
+/* The allocator's OOM notifier (kernel.c registers it): deflate on OOM
+ * through the core while the device runs (0 otherwise); the poller runs
+ * next round to say what happened. Pages given back. */
+uint64_t virtio_balloon_oom(uint64_t pages);
+
 /* The names of the balloon feature bits set in `f` ("none" if none). */
 void virtio_balloon_feature_names(uint64_t f, char *buf, size_t len);
 

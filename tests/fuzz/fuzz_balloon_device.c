@@ -3,8 +3,9 @@
  * handling, and everything a device can do to the balloon driver after that.
  *
  * One guest (tests/unit/fake_hostile_sys.h: memory with a running
- * application, a simulated virtio-balloon, and drivers/virtio/virtio_pci.c +
- * virtq.c + balloon.c composed like the kernel) is built from the input:
+ * application, a simulated virtio-balloon on an INTx line, and the kernel's
+ * device shell drivers/balloon/virtio_balloon.c over virtio_pci.c, virtq.c
+ * and the balloon core, run by a tickless work loop) is built from the input:
  * offered features, number and sizes of queues, notify offsets, FEATURES_OK
  * refused or not; then the input is a program of device actions - targets
  * (sane, above RAM, absurd), config generation that does not settle, any
@@ -226,10 +227,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The end: a device that can still be reset is, and then every frame the
 	 * balloon took is back exactly once. */
 	memset(ovr, 0, sizeof ovr);
-	if (!x.dev.gone && !x.dev.reset_stuck && vp_reset(&x.vp) == 0) {
-		if (x.b_inited)
-			balloon_release_all(&x.b);
-		x.core_up = x.up = 0;
+	struct virtio_balloon_dev *d = x.vb;
+	if (d && !x.dev.gone && !x.dev.reset_stuck && vp_reset(&d->vp) == 0) {
+		if (d->core_up)
+			balloon_release_all(d->b);
+		d->core_up = d->transport_up = 0;
 		check(&x, "the final reset");
 		CHECK(x.mem.nballoon == 0, "%llu frames still the balloon's after a reset",
 		      (unsigned long long)x.mem.nballoon);

@@ -193,10 +193,25 @@ static void on_driver_ok(struct hdev *d)
 		hdev_raise_needs_reset(d);
 }
 
+/* Used buffers published: the queue bit of the ISR (the INTx line rises). */
+static void used_moved(struct hdev *d, int q, uint16_t before)
+{
+	if (d->attached[q] && d->vq[q].used && d->vq[q].used->idx != before)
+		d->pci.isr |= VIRTIO_PCI_ISR_QUEUE;
+}
+
+static uint16_t used_idx(const struct hdev *d, int q)
+{
+	return d->attached[q] && d->vq[q].used ? d->vq[q].used->idx : 0;
+}
+
 static void serve(struct hdev *d, int q)
 {
-	if (live(d) && d->attached[q])
+	if (live(d) && d->attached[q]) {
+		uint16_t before = used_idx(d, q);
 		fake_vq_process(&d->vq[q]);
+		used_moved(d, q, before);
+	}
 }
 
 void hdev_run(struct hdev *d)
@@ -232,11 +247,13 @@ unsigned hdev_complete(struct hdev *d, int q, unsigned n)
 	unsigned done = 0;
 	if (!d->attached[q])
 		return 0;
+	uint16_t before = used_idx(d, q);
 	while (done < n && f->nheld) {
 		completing(d, q, &f->held[0]);
 		fake_vq_complete_at(f, 0);
 		done++;
 	}
+	used_moved(d, q, before);
 	return done;
 }
 
@@ -254,10 +271,12 @@ void hdev_push_raw(struct hdev *d, int q, uint32_t id, uint32_t len)
 		f->outstanding[id] = 0;
 		fake_vq_push_raw(f, id, len);
 		f->completed++;
+		d->pci.isr |= VIRTIO_PCI_ISR_QUEUE;
 		return;
 	}
 	d->lied = 1;
 	fake_vq_push_raw(f, id, len);
+	d->pci.isr |= VIRTIO_PCI_ISR_QUEUE;
 }
 
 void hdev_set_used_idx(struct hdev *d, int q, uint16_t idx)
@@ -266,6 +285,7 @@ void hdev_set_used_idx(struct hdev *d, int q, uint16_t idx)
 		return;
 	d->lied = 1;
 	fake_vq_set_used_idx(&d->vq[q], idx);
+	d->pci.isr |= VIRTIO_PCI_ISR_QUEUE;
 }
 
 void hdev_set_mode(struct hdev *d, int q, enum fake_mode mode)
@@ -401,9 +421,11 @@ void hdev_attach_vp(struct hdev *d, struct vp_dev *vp, const char *name)
 	vp->name = name;
 }
 
+/* A configuration change: the config bit of the ISR (the line rises). */
 void hdev_set_target(struct hdev *d, uint32_t num_pages)
 {
 	memcpy(d->pci.devcfg + VIRTIO_BALLOON_CFG_NUM_PAGES, &num_pages, 4);
+	d->pci.isr |= VIRTIO_PCI_ISR_CONFIG;
 }
 
 uint32_t hdev_actual(const struct hdev *d)
@@ -413,9 +435,12 @@ uint32_t hdev_actual(const struct hdev *d)
 	return v;
 }
 
+/* The spec: the device sets DEVICE_NEEDS_RESET and sends a configuration
+ * change notification. */
 void hdev_raise_needs_reset(struct hdev *d)
 {
 	d->pci.status |= VIRTIO_CONFIG_S_NEEDS_RESET;
+	d->pci.isr |= VIRTIO_PCI_ISR_CONFIG;
 }
 
 void hdev_self_reset(struct hdev *d)

@@ -19,6 +19,8 @@
  * hdev_holds() is that view for fake_mem's "may the device still use it" check,
  * including PFNs in inflate elements made available but not yet popped.
  * Driver mistakes are counted in protocol_errors (first in first_error).
+ * Interrupts: used buffers published set the ISR's queue bit, a new target
+ * or DEVICE_NEEDS_RESET its config bit (the guest delivers them on INTx).
  *
  * Hostile knobs: per-queue modes (ACK / HOLD / DROP), raw used entries
  * through vq[], a target that changes on every read, config generation that

@@ -1,148 +1,208 @@
-/* fake_hostile_sys.c - a guest: memory, device, and the driver stack composed like the kernel; see the header. */
+/* fake_hostile_sys.c - a guest around the kernel's balloon shell: PCI, interrupts, memory and the work loop; see the header. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "fake_hostile_sys.h"
 #include "host_support.h"
+#include "drivers/balloon/kernel.h"
+#include "drivers/pci/msix.h"
+#include "drivers/virtio/virtio_pci_hw.h"
+#include "kernel/arch/irq.h"
+#include "kernel/arch/time.h"
+#include "kernel/lib/wake.h"
+#include "hw/io.h"
+#include "mm/kmem.h"
 #include "kclock.h"
 #include "klog.h"
 
-/* ------------------------------------------------------------ transport ops */
+/* The guest the shell runs in (one at a time, like the kernel's one device). */
+static struct hsys *cur;
 
-static int read_num_pages(void *ctx, uint32_t *np)
+/* ------------------------------------------------------------ PCI */
+
+static uint32_t cfg_read(void *ctx, uint8_t bus, uint8_t dev, uint8_t fn, uint16_t off, unsigned w)
 {
 	struct hsys *x = ctx;
-	return vp_config_read(&x->vp, VIRTIO_BALLOON_CFG_NUM_PAGES, np, 4);
+	uint32_t v = 0;
+	if (off + w <= sizeof x->cfg)
+		memcpy(&v, x->cfg + off, w);
+	return v;
 }
 
-static void write_actual(void *ctx, uint32_t actual)
+static void cfg_write(void *ctx, uint8_t bus, uint8_t dev, uint8_t fn, uint16_t off, unsigned w, uint32_t v)
 {
 	struct hsys *x = ctx;
-	vp_config_write32(&x->vp, VIRTIO_BALLOON_CFG_ACTUAL, actual);
+	if (off + w <= sizeof x->cfg && off != PCI_VENDOR_ID && off != PCI_INTERRUPT_PIN)
+		memcpy(x->cfg + off, &v, w);
 }
 
-/* The OOM path's wait: time passes and the host gets to run. */
-static void relax(void *ctx)
+/* QEMU's virtio-balloon-pci (modern id), BAR4 its virtio registers. */
+static void pci_setup(struct hsys *x)
 {
-	struct hsys *x = ctx;
-	host_clock_advance(NS_PER_MS);
-	if (!x->host_paused)
-		hdev_run(&x->dev);
+	uint16_t vendor = VIRTIO_PCI_VENDOR, device = VIRTIO_PCI_MODERN_BASE + VIRTIO_ID_BALLOON;
+	memset(x->cfg, 0, sizeof x->cfg);
+	memcpy(x->cfg + PCI_VENDOR_ID, &vendor, 2);
+	memcpy(x->cfg + PCI_DEVICE_ID, &device, 2);
+	x->cfg[PCI_COMMAND] = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
+	x->cfg[PCI_COMMAND + 1] = PCI_COMMAND_INTX_OFF >> 8;   /* as virtio_pci_hw leaves it */
+	x->cfg[PCI_INTERRUPT_PIN] = x->intx_pin;
+	x->cfg[PCI_INTERRUPT_LINE] = x->intx_line;
+	x->acc = (struct pci_access){ cfg_read, cfg_write, x, 256, 0, 0, "fake" };
+	x->pd = (struct pci_dev){ .acc = &x->acc, .bus = 0, .dev = 3, .fn = 0, .vendor = vendor, .device = device };
+	x->pd.bar[4] = (struct pci_bar){ .addr = 0xfe000000ull, .size = 0x4000, .mem64 = 1, .prefetch = 1 };
 }
 
-static const struct balloon_transport_ops transport_ops = {
-	.read_num_pages = read_num_pages, .write_actual = write_actual, .relax = relax,
-};
-
-/* The allocator's OOM notifier, as the kernel registers it. */
-static uint64_t oom(void *ctx, uint64_t pages)
+struct pci_dev *pci_find(uint16_t vendor, uint16_t device, unsigned nth)
 {
-	struct hsys *x = ctx;
-	if (!x->core_up || !x->up)
-		return 0;
-	return balloon_oom(&x->b, pages);
+	if (!cur || nth || vendor != VIRTIO_PCI_VENDOR || device != VIRTIO_PCI_MODERN_BASE + VIRTIO_ID_BALLOON)
+		return NULL;
+	pci_setup(cur);
+	return &cur->pd;
 }
 
-/* ------------------------------------------------------------ the driver */
-
-int hsys_bring_up(struct hsys *x)
+int vp_hw_attach(struct vp_dev *vp, const struct pci_dev *pd, const char *name)
 {
-	struct vp_dev *vp = &x->vp;
-	x->up = x->core_up = 0;
-	if (vp_begin(vp) != 0)
-		return -1;
-	x->offered = vp_device_features(vp);
-	uint64_t wanted = balloon_features_wanted(x->offered);
-	if (!wanted) {
-		vp_fail(vp, "device does not offer VERSION_1 (features 0x%llx)", (unsigned long long)x->offered);
-		return -1;
-	}
-	balloon_vq_layout(x->offered, &x->layout);
-	if (x->layout.stats >= vp->num_queues)
-		wanted &= ~(1ull << VIRTIO_BALLOON_F_STATS_VQ);
-	if (vp_set_features(vp, wanted) != 0)
-		return -1;
-	if (vp_setup_queue(vp, (uint16_t)x->layout.inflate, &x->vq[HSYS_QI], "balloon-inflate", 128) != 0 ||
-	    vp_setup_queue(vp, (uint16_t)x->layout.deflate, &x->vq[HSYS_QD], "balloon-deflate", 128) != 0) {
-		vp_fail(vp, "inflate/deflate queues missing or unusable");
-		return -1;
-	}
-	x->has_stats = 0;
-	if (vp->features & (1ull << VIRTIO_BALLOON_F_STATS_VQ)) {
-		int rc = vp_setup_queue(vp, (uint16_t)x->layout.stats, &x->vq[HSYS_QS], "balloon-stats", 8);
-		if (rc == -ENOENT)
-			klog("virtio-balloon: STATS_VQ offered but queue %d is absent; no statistics", x->layout.stats);
-		else if (rc != 0)
-			return -1;
-		else
-			x->has_stats = 1;
-	}
-	x->has_report = 0;
-	if (vp->features & (1ull << VIRTIO_BALLOON_F_REPORTING)) {
-		int rc = vp_setup_queue(vp, (uint16_t)x->layout.reporting, &x->vq[HSYS_QR], "balloon-report",
-		                        BALLOON_REPORT_DESCS);
-		if (rc == -ENOENT)
-			klog("virtio-balloon: PAGE_REPORTING offered but queue %d is absent; no reporting",
-			     x->layout.reporting);
-		else if (rc != 0)
-			return -1;
-		else
-			x->has_report = 1;
-	}
-	vp_driver_ok(vp);
-	x->up = 1;
-	struct balloon_setup s = {
-		.tops = &transport_ops, .tctx = x,
-		.mops = &fake_mem_ops, .mctx = &x->mem,
-		.inflate_vq = &x->vq[HSYS_QI], .deflate_vq = &x->vq[HSYS_QD],
-		.stats_vq = x->has_stats ? &x->vq[HSYS_QS] : NULL,
-		.report_vq = x->has_report ? &x->vq[HSYS_QR] : NULL,
-		.features = vp->features,
-		.dma = x->dma, .dma_pa = (uintptr_t)x->dma, .dma_len = BALLOON_DMA_BYTES,
-		.track = x->track, .track_len = x->track_len, .max_pfn = x->max_pfn,
-		.params = x->params,
-	};
-	x->b_inited = x->core_up = balloon_init(&x->b, &s) == 0;
+	hdev_attach_vp(&cur->dev, vp, name);
 	return 0;
 }
 
-/* Reset the device; only if it confirmed may the balloon's frames go back. */
-static void recover(struct hsys *x, int reinit)
+/* The simulated function has no MSI-X capability: pci_msix_find says so. */
+int pci_msix_init(struct pci_msix *m, const struct pci_dev *d, const char **why)
 {
-	x->up = 0;
-	if (vp_reset(&x->vp) != 0) {
-		x->given_up = 1;     /* vp_reset said why; every frame stays the balloon's */
+	uint16_t cap, n;
+	uint64_t pa;
+	if (pci_msix_find(d, &cap, &pa, &n, why) == 0)
+		*why = "MSI-X is not simulated";
+	return -1;
+}
+int pci_msix_route(struct pci_msix *m, unsigned entry, uint32_t apic_id, uint8_t vector) { return -1; }
+void pci_msix_enable(struct pci_msix *m, int on) {}
+
+/* ------------------------------------------------------------ interrupts */
+
+int irq_alloc_vector(trap_handler_fn fn) { return -1; }   /* vectors are MSI-X's only use */
+
+int irq_request_line(uint8_t irq, trap_handler_fn fn, const char **why)
+{
+	cur->intx = fn;
+	return 0x30 + irq;
+}
+
+void lapic_eoi(void) {}
+uint32_t lapic_id(void) { return 0; }
+
+void hsys_interrupts(struct hsys *x)
+{
+	uint16_t cmd;
+	memcpy(&cmd, x->cfg + PCI_COMMAND, 2);
+	if (!x->intx || !x->dev.pci.isr || x->dev.gone || (cmd & PCI_COMMAND_INTX_OFF))
 		return;
-	}
-	uint64_t back = x->core_up ? balloon_release_all(&x->b) : 0;
-	x->core_up = 0;
-	if (reinit && x->recoveries < HSYS_MAX_RECOVERIES) {
-		x->recoveries++;
-		klog("virtio-balloon: device reset, %llu pages back to the allocator; starting it again",
-		     (unsigned long long)back);
-		hsys_bring_up(x);
-	} else {
-		x->given_up = 1;
-		klog("virtio-balloon: device reset, %llu pages back to the allocator; leaving it off",
-		     (unsigned long long)back);
-	}
+	x->interrupts++;
+	if (x->intx(NULL))
+		x->irq_seen = 1;
+}
+
+/* A spin-wait (the OOM path waiting for acks): time passes, the host runs. */
+void cpu_relax(void)
+{
+	host_clock_advance(NS_PER_MS);
+	if (cur && !cur->host_paused)
+		hdev_run(&cur->dev);
+}
+
+/* ------------------------------------------------------------ memory */
+
+void *dma_alloc_pages(size_t pages, uint64_t *pa)
+{
+	if (cur->dma)
+		return NULL;
+	cur->dma = aligned_alloc(4096, pages * 4096);
+	if (cur->dma)
+		memset(cur->dma, 0, pages * 4096);
+	*pa = (uint64_t)(uintptr_t)cur->dma;
+	return cur->dma;
+}
+
+void *kmem_anon_map(size_t bytes)
+{
+	if (cur->track)
+		return NULL;
+	cur->track = aligned_alloc(4096, bytes);
+	cur->track_len = bytes;
+	return cur->track;
+}
+
+static unsigned m_take_blocks(void *c, uint64_t *p, unsigned max) { return fake_mem_ops.take_blocks(&cur->mem, p, max); }
+static unsigned m_compact(void *c, unsigned want) { return fake_mem_ops.compact(&cur->mem, want); }
+static int m_take_run(void *c, unsigned o, uint64_t *p) { return fake_mem_ops.take_run(&cur->mem, o, p); }
+static void m_give_back(void *c, uint64_t p, unsigned o) { fake_mem_ops.give_back(&cur->mem, p, o); }
+static uint64_t m_free_pages(void *c) { return fake_mem_ops.free_pages(&cur->mem); }
+static uint64_t m_total_pages(void *c) { return fake_mem_ops.total_pages(&cur->mem); }
+static uint64_t m_report_pending(void *c) { return fake_mem_ops.report_pending(&cur->mem); }
+static unsigned m_report_isolate(void *c, uint64_t *p, unsigned max) { return fake_mem_ops.report_isolate(&cur->mem, p, max); }
+static void m_report_done(void *c, const uint64_t *p, unsigned n, int r) { fake_mem_ops.report_done(&cur->mem, p, n, r); }
+
+const struct balloon_mem_ops balloon_kernel_mem_ops = {
+	.take_blocks = m_take_blocks, .compact = m_compact, .take_run = m_take_run,
+	.give_back = m_give_back, .free_pages = m_free_pages, .total_pages = m_total_pages,
+	.report_pending = m_report_pending, .report_isolate = m_report_isolate, .report_done = m_report_done,
+};
+
+/* No caches to shrink in this guest. */
+static uint64_t r_count(void *c) { return 0; }
+static uint64_t r_reclaim(void *c, uint64_t pages) { return 0; }
+const struct balloon_reclaim_ops balloon_kernel_reclaim_ops = { r_count, r_reclaim };
+
+uint64_t balloon_kernel_max_pfn(void) { return cur->mem.base_pfn + cur->mem.npages; }
+void balloon_kernel_limit_pfn(uint64_t pfn) {}
+void balloon_kernel_watch_free_blocks(void) { cur->watch_free = 1; }
+
+/* kernel.c's OOM notifier. */
+static uint64_t on_oom(void *ctx, uint64_t pages) { return virtio_balloon_oom(pages); }
+
+int balloon_kernel_register_oom(void)
+{
+	cur->mem.oom = on_oom;
+	cur->mem.octx = cur;
+	return 0;
+}
+
+void balloon_knobs_to_params(struct balloon_params *p) { *p = cur->params; }
+int balloon_knob_single_desc(void) { return cur->single_desc; }
+
+/* ------------------------------------------------------------ the work loop */
+
+static void note(struct hsys *x)
+{
+	x->vb = virtio_balloon_get();
+	x->b = x->vb ? x->vb->b : NULL;
+	if (x->vb && x->vb->core_up)
+		x->b_inited = 1;
+}
+
+int hsys_bring_up(struct hsys *x)
+{
+	int rc = virtio_balloon_init();
+	note(x);
+	x->due = 0;   /* the work loop's first round runs every poller */
+	return rc;
 }
 
 void hsys_poll(struct hsys *x)
 {
-	if (!x->up)
-		return;
-	enum vp_health h = vp_health(&x->vp);
-	if (h != VP_HEALTHY) {
-		recover(x, h == VP_NEEDS_RESET || h == VP_LOST);
-		return;
+	hsys_interrupts(x);
+	uint64_t now = clock_ns(), asked = wake_take();   /* outside the poller: OOM path, frees */
+	if (asked < x->due)
+		x->due = asked;
+	if (x->irq_seen || x->due <= now) {
+		x->irq_seen = 0;
+		x->polls++;
+		virtio_balloon_poll(now);
+		x->due = wake_take();
+		note(x);
 	}
-	if (!x->core_up)
-		return;
-	balloon_poll(&x->b, clock_ns());
-	if (balloon_state(&x->b) == BALLOON_BROKEN)
-		recover(x, 0);
+	hsys_interrupts(x);   /* raised during the round: the next one runs at once */
 }
 
 void hsys_tick(struct hsys *x)
@@ -151,8 +211,12 @@ void hsys_tick(struct hsys *x)
 	if (!x->host_paused)
 		hdev_run(&x->dev);
 	hsys_poll(x);
-	if (!x->app_paused)
+	if (!x->app_paused) {
+		uint64_t frees = x->mem.app_frees;
 		fake_mem_app_step(&x->mem, x->step++, x->app_check_every);
+		if (x->watch_free && x->mem.app_frees != frees)
+			wake_at(0);   /* mm_on_free_block's callback (kernel.c) */
+	}
 }
 
 /* ------------------------------------------------------------ set-up */
@@ -160,19 +224,18 @@ void hsys_tick(struct hsys *x)
 int hsys_init(struct hsys *x, uint64_t base_pfn, uint64_t npages, uint64_t min_free, uint64_t seed)
 {
 	memset(x, 0, sizeof *x);
+	virtio_balloon_forget();
+	wake_take();
+	cur = x;
 	fake_mem_init(&x->mem, base_pfn, npages, seed);
 	fake_mem_touch_all(&x->mem);      /* a guest that has been running: every block was written */
 	hdev_init(&x->dev, &x->mem, seed * 7 + 1);
-	hdev_attach_vp(&x->dev, &x->vp, "virtio-balloon");
-	x->max_pfn = base_pfn + npages;
-	x->mem.oom = oom;
-	x->mem.octx = x;
 	x->params.min_free_pages = min_free;
 	x->app_check_every = 32;
-	x->dma = aligned_alloc(4096, BALLOON_DMA_BYTES);
-	x->track_len = (balloon_track_bytes(x->max_pfn) + 4095) & ~(size_t)4095;
-	x->track = aligned_alloc(4096, x->track_len);
-	if (!x->mem.st || !x->dev.host || !x->dma || !x->track) {
+	x->intx_pin = 1;                  /* INTA#, routed by firmware to ISA IRQ 11 (as OVMF on q35) */
+	x->intx_line = 11;
+	x->due = WAKE_NEVER;
+	if (!x->mem.st || !x->dev.host) {
 		hsys_destroy(x);
 		return -1;
 	}
@@ -181,11 +244,19 @@ int hsys_init(struct hsys *x, uint64_t base_pfn, uint64_t npages, uint64_t min_f
 
 void hsys_destroy(struct hsys *x)
 {
+	struct virtio_balloon_dev *d = virtio_balloon_get();
+	if (d)
+		free(d->b);   /* balloon_alloc's */
+	virtio_balloon_forget();
 	hdev_destroy(&x->dev);
 	fake_mem_destroy(&x->mem);
 	free(x->dma);
 	free(x->track);
 	x->dma = x->track = NULL;
+	x->vb = NULL;
+	x->b = NULL;
+	if (cur == x)
+		cur = NULL;
 }
 
 /* ------------------------------------------------------------ checks */
@@ -193,7 +264,8 @@ void hsys_destroy(struct hsys *x)
 int hsys_check(struct hsys *x, char *why, size_t len)
 {
 	char b[200];
-	if (x->b_inited && balloon_check(&x->b, b, sizeof b) != 0) {
+	note(x);
+	if (x->b_inited && balloon_check(x->b, b, sizeof b) != 0) {
 		snprintf(why, len, "balloon_check: %s", b);
 		return -1;
 	}
@@ -220,14 +292,14 @@ books:
 		return -1;
 	}
 	/* isolated blocks are exactly the report in flight */
-	uint64_t isolated = x->b_inited && x->b.rep.in_flight ? (uint64_t)x->b.rep.n * PAGES_PER_BLOCK : 0;
+	uint64_t isolated = x->b_inited && x->b->rep.in_flight ? (uint64_t)x->b->rep.n * PAGES_PER_BLOCK : 0;
 	if (x->mem.nisolated != isolated) {
 		snprintf(why, len, "%llu frames isolated, the balloon reports %llu",
 		         (unsigned long long)x->mem.nisolated, (unsigned long long)isolated);
 		return -1;
 	}
 	/* the allocator's books and the balloon's agree on every frame */
-	uint64_t owned = x->b_inited ? balloon_owned(&x->b) : 0;
+	uint64_t owned = x->b_inited ? balloon_owned(x->b) : 0;
 	if (x->mem.nballoon != owned) {
 		snprintf(why, len, "the allocator counts %llu balloon frames, the balloon owns %llu",
 		         (unsigned long long)x->mem.nballoon, (unsigned long long)owned);

@@ -1,23 +1,29 @@
 /*
  * fake_hostile_sys.h - one whole guest for the hostile-device tests and the
- * fuzzers: memory with its running application (fake_balloon_mem.h), a
- * virtio-balloon device (fake_hostile_dev.h), and the driver stack under
- * test - drivers/virtio/virtio_pci.c, drivers/virtio/virtq.c, drivers/balloon/ - composed
- * the way the kernel's glue (drivers/balloon/virtio_balloon.c) composes them: the
- * same init order, queue layout from the offered features, balloon_init, a
- * poll every millisecond.
+ * fuzzers, around the kernel's own device shell: drivers/balloon/
+ * virtio_balloon.c (find, bring-up, interrupts, recovery, the poller) runs
+ * unchanged on top of drivers/virtio/virtio_pci.c, virtq.c and the balloon
+ * core. This file provides what that shell gets from the kernel, simulated:
  *
- * Plus the recovery the transport offers (vp_health, vp_reset), which the
- * kernel glue does not do yet: a device that needs a reset, reset itself,
- * broke a ring or whose config never settles is reset; only when it
- * confirms the reset does the balloon give its frames back
- * (balloon_release_all); a device that asked for a reset or reset itself is
- * brought up again, at most HSYS_MAX_RECOVERIES times; otherwise it is left
- * off. One line per recovery.
+ *   - the PCI function (pci_find; config space with the INTx pin and line
+ *     firmware assigned, no MSI-X capability) and its virtio registers
+ *     (vp_hw_attach wires the vp_dev to the simulated device, fake_hostile_dev.h);
+ *   - interrupts: irq_request_line / irq_alloc_vector record the handlers;
+ *     the device raises its ISR bits (used buffers, config change) and the
+ *     guest delivers the INTx interrupt after each step, like the CPU would;
+ *   - memory: dma_alloc_pages, kmem_anon_map, and the balloon's kernel seams
+ *     (drivers/balloon/kernel.h) bound to the checked memory of
+ *     fake_balloon_mem.h, with the allocator's OOM notifier as kernel.c
+ *     registers it (the application running dry -> balloon_oom);
+ *   - the balloon.* knobs (params, single_desc below);
+ *   - cpu_relax: a millisecond passes and the device runs (unless paused);
+ *   - the work loop (kernel/main.c): the poller runs when the deadline it
+ *     asked for (kernel/lib/wake.c) has come or an interrupt arrived - not
+ *     every millisecond regardless, so a poller that forgets to ask for its
+ *     next wake-up sleeps here as it would in the kernel.
  *
- * As in the kernel: free page reporting when negotiated (the memory's report
- * ops), deflate on OOM through the memory's OOM hook (the application runs
- * dry -> balloon_oom), whose bounded wait lets the device run (tops.relax).
+ * One guest at a time (the shell has one device): hsys_init makes it the
+ * current one, hsys_destroy forgets the shell's state (virtio_balloon_forget).
  *
  * hsys_check() is every invariant at once (balloon books, frame owners,
  * device-side protocol, register order), with the first violation in `why`.
@@ -29,32 +35,40 @@
 #include <stdint.h>
 #include "drivers/balloon/balloon.h"
 #include "drivers/balloon/internal.h"   /* white-box: the tests read the core's books */
+#include "drivers/balloon/virtio_balloon.h"
+#include "drivers/pci/pci.h"
 #include "drivers/virtio/virtio_pci.h"
 #include "drivers/virtio/virtq.h"
+#include "kernel/arch/arch.h"
 #include "fake_hostile_dev.h"
 #include "fake_balloon_mem.h"
 
-#define HSYS_MAX_RECOVERIES 3
-
-enum { HSYS_QI, HSYS_QD, HSYS_QS, HSYS_QR, HSYS_NQ };
+/* The shell's attempt limit, under the model's old name. */
+#define HSYS_MAX_RECOVERIES VIRTIO_BALLOON_MAX_ATTEMPTS
 
 struct hsys {
 	struct fake_mem mem;
 	struct hdev dev;
 
-	/* the driver */
-	struct vp_dev vp;
-	uint64_t offered;
-	struct balloon_vq_layout layout;
-	struct virtq vq[HSYS_NQ];
-	int has_stats, has_report, up, core_up, given_up;
-	int b_inited;            /* a balloon_init succeeded: its books exist */
-	unsigned recoveries;
-	struct balloon b;
-	struct balloon_params params;
-	void *dma, *track;
+	/* the kernel around the shell */
+	struct balloon_params params;   /* what balloon_knobs_to_params hands over */
+	int single_desc;                /* balloon.single_desc */
+	uint8_t intx_pin, intx_line;    /* config space: 0 pin = no INTx (the shell polls) */
+	struct pci_dev pd;
+	struct pci_access acc;
+	uint8_t cfg[256];
+	trap_handler_fn intx;           /* the handler on the line, once requested */
+	int watch_free;                 /* the shell asked to hear of free blocks */
+	uint64_t due;                   /* the work loop's next deadline (WAKE_NEVER: none) */
+	int irq_seen;                   /* an interrupt arrived since the last round */
+	unsigned polls, interrupts;
+	void *dma, *track;              /* what the shell allocated (freed by hsys_destroy) */
 	size_t track_len;
-	uint64_t max_pfn;
+
+	/* the shell under test, once hsys_bring_up found the device */
+	struct virtio_balloon_dev *vb;
+	struct balloon *b;              /* its core (NULL until the first start) */
+	int b_inited;                   /* a balloon_init succeeded: its books exist */
 
 	int host_paused;         /* the device does not run between polls */
 	int app_paused;          /* the application does nothing between polls */
@@ -62,19 +76,30 @@ struct hsys {
 	unsigned step;
 };
 
-/* Memory [base_pfn, base_pfn + npages), the device, buffers; nothing is
- * brought up yet (set hostile knobs first). 0, or -1 if out of memory. */
+/* Memory [base_pfn, base_pfn + npages), the device, the PCI function; the
+ * shell is not started yet (set hostile knobs first). 0, or -1 if out of
+ * memory. */
 int hsys_init(struct hsys *x, uint64_t base_pfn, uint64_t npages, uint64_t min_free, uint64_t seed);
 void hsys_destroy(struct hsys *x);
 
-/* The kernel glue's bring-up. 0 if the transport came up (core_up says
- * whether the balloon runs), -1 if the device was refused (one line). */
+/* Boot's initcall (virtio_balloon_init). 0 if the transport came up
+ * (vb->core_up says whether the balloon runs), -1 if the device was refused
+ * (one line). */
 int hsys_bring_up(struct hsys *x);
-/* The glue's poller: health, then one balloon_poll, recovery when needed. */
+/* One round of the work loop: the shell's poller if it is due (its deadline
+ * came or an interrupt arrived), then pending interrupts delivered. */
 void hsys_poll(struct hsys *x);
-/* One millisecond: the device serves its queues, the driver polls, the
- * application does one step. No checks. */
+/* One millisecond: the device serves its queues, the work loop runs a round,
+ * the application does one step. No checks. */
 void hsys_tick(struct hsys *x);
+/* Deliver what the device raised (its ISR) to the handler on the line. */
+void hsys_interrupts(struct hsys *x);
+
+/* The shell's state, for the tests. */
+static inline int hsys_up(const struct hsys *x) { return x->vb && x->vb->transport_up; }
+static inline int hsys_core_up(const struct hsys *x) { return x->vb && x->vb->core_up; }
+/* Frames the balloon owns (0 before its core first started). */
+static inline uint64_t hsys_owned(const struct hsys *x) { return x->b_inited ? balloon_owned(x->b) : 0; }
 
 /* Every invariant: 0, or -1 with the first violation in why. */
 int hsys_check(struct hsys *x, char *why, size_t len);

@@ -44,6 +44,7 @@ void hfx_start(struct hsys *x)
 	(void)x;
 	host_clock_set(NS_PER_S);
 	host_klog_reset();
+	host_klog_echo = getenv("KLOG_ECHO") != NULL;   /* KLOG_ECHO=1 build/unit/test_hostile_device */
 }
 
 void hfx_check(struct hsys *x)
@@ -75,7 +76,7 @@ void hfx_wait_ms(struct hsys *x, unsigned ms)
 
 static int settled(struct hsys *x, uint64_t pages, int host_too)
 {
-	return x->core_up && balloon_state(&x->b) == BALLOON_AT_TARGET && balloon_actual(&x->b) == pages &&
+	return hsys_core_up(x) && balloon_state(x->b) == BALLOON_AT_TARGET && balloon_actual(x->b) == pages &&
 	       hdev_actual(&x->dev) == pages && (!host_too || hdev_host_pages(&x->dev) == pages);
 }
 
@@ -87,8 +88,8 @@ void hfx_settle(struct hsys *x, uint64_t pages, int host_too)
 			return;
 	}
 	fail_msg("not settled at %llu pages: actual %llu, device actual %u, host %llu, state %s",
-	         (unsigned long long)pages, (unsigned long long)balloon_actual(&x->b), hdev_actual(&x->dev),
-	         (unsigned long long)hdev_host_pages(&x->dev), balloon_state_name(balloon_state(&x->b)));
+	         (unsigned long long)pages, (unsigned long long)balloon_actual(x->b), hdev_actual(&x->dev),
+	         (unsigned long long)hdev_host_pages(&x->dev), balloon_state_name(balloon_state(x->b)));
 }
 
 void hfx_log_has(const char *needle)

@@ -1,7 +1,8 @@
 /*
  * hostile_fixture.h - the cmocka fixture shared by the hostile-device suites
  * (test_hostile_device.c, test_hostile_reporting.c): one whole guest
- * (struct hsys, fake_hostile_sys.h) per test, run a millisecond at a time
+ * (struct hsys, fake_hostile_sys.h: the kernel's balloon shell in a simulated
+ * guest) per test, run a millisecond at a time
  * with every invariant checked after each (hsys_check), and the assertions
  * both suites make about the guest.
  *
