@@ -3,7 +3,8 @@
 # memory) and the kernel shells. See the top of Makefile for the variables.
 VMEM_LOGIC := drivers/virtio_mem/config.c drivers/virtio_mem/blocks.c drivers/virtio_mem/vmem.c \
               drivers/virtio_mem/show.c
-KERNEL_SRCS += $(VMEM_LOGIC)
+KERNEL_SRCS += $(VMEM_LOGIC) drivers/virtio_mem/virtio_mem.c drivers/virtio_mem/kernel.c \
+               drivers/virtio_mem/vmem_cmd.c
 
 UNIT_TESTS += test_vmem
 test_vmem_SRCS := tests/unit/test_vmem.c $(VMEM_LOGIC) drivers/virtio/virtq.c \
