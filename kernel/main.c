@@ -27,6 +27,7 @@
 #include "kernel/arch/irq.h"
 #include "kernel/kernel.h"
 #include "mm/kmem.h"
+#include "mm/mm.h"
 #include "klog.h"
 
 #define KERNEL_VERSION "0.1"
@@ -135,8 +136,10 @@ void kmain(const struct boot_info *bi_loader)
 	printf("boot: ready %lu us after ExitBootServices (loader ran %lu us)\n",
 	       boot_ready_ns_after_exit / 1000, loader_ns / 1000);
 
-	if (selftest_mode)
+	if (selftest_mode) {
+		mm_online_all();        /* the tests count every frame */
 		power_off(selftest_run());
+	}
 	work_loop();
 }
 

@@ -23,6 +23,7 @@
 #include "kclock.h"
 #include "kernel/lib/boot.h"
 #include "kernel/lib/initcall.h"
+#include "kernel/lib/wake.h"
 #include "klog.h"
 #include "mm/mm.h"
 #include "mm/mm_kernel.h"
@@ -126,6 +127,13 @@ static uint64_t table_pages_bound(const struct boot_info *bi, size_t meta_bytes)
 	for (uint32_t i = 0; i < bi->mmap_count; i++)
 		pages += 4 + ((bi->mmap[i].pages * PAGE_SIZE) >> 30);
 	return pages + (meta_bytes >> 21) * 2 + (meta_bytes >> 17);
+}
+
+/* RAM the frame allocator manages (frame.c's region classes 1 and 2). */
+static int is_boot_ram(uint32_t t)
+{
+	return t == BOOT_MEM_USABLE || t == BOOT_MEM_RECLAIMABLE || t == BOOT_MEM_KERNEL ||
+	       t == BOOT_MEM_BOOTINFO || t == BOOT_MEM_ACPI_RECLAIM;
 }
 
 /* Top of the highest usable region with room: far from the low memory some
@@ -241,6 +249,71 @@ static uint64_t compact_on_oom(void *ctx, unsigned order, enum block_kind kind)
 	return res.blocks_freed * PAGES_PER_BLOCK;
 }
 
+/* ---- the rest of RAM, after boot */
+
+static int onlining;    /* inside fa_online_boot: its own allocations must not recurse */
+
+/* Bring up to max_sections more sections of boot RAM online; returns how
+ * many (0: all RAM is online, or it failed and said so once). */
+static uint64_t online_more(unsigned max_sections)
+{
+	uint64_t done = 0;
+	if (!mmk.ready || mmk.online_done || onlining)
+		return 0;
+	onlining = 1;
+	uint64_t before = mmk.fa.total;
+	int err = fa_online_boot(&mmk.fa, 0, UINT64_MAX, max_sections, &done);
+	onlining = 0;
+	uint64_t came = mmk.fa.total - before;
+	mmk.pending_pages = mmk.pending_pages > came ? mmk.pending_pages - came : 0;
+	if (err) {
+		klog("mm: bringing RAM online stopped: no memory for its metadata (%s); %llu MiB online",
+		     mm_strerror(err), (unsigned long long)(mmk.fa.total >> 8));
+		mmk.online_done = 1;
+	}
+	if (err || !done)
+		mmk.pending_pages = 0;
+	if (!err && !done) {
+		mmk.online_done = 1;
+		mmk.online_ns = clock_ns() - mmk.online_t0;
+		klog("mm: all RAM online: %llu MiB, metadata %llu KiB, %llu us after boot",
+		     (unsigned long long)(mmk.fa.total >> 8), (unsigned long long)(mmk.meta_pages * 4),
+		     (unsigned long long)(mmk.online_ns / 1000));
+	}
+	return done;
+}
+
+void mm_online_all(void)
+{
+	while (online_more(64))
+		;
+}
+
+int mm_online_pending(void) { return mmk.ready && !mmk.online_done; }
+
+/* A slice per round of the work loop: about a millisecond of work, so the
+ * console and devices stay responsive while a big guest comes up. */
+static void online_poll(uint64_t now)
+{
+	if (!mm_online_pending())
+		return;
+	uint64_t t0 = clock_ns();
+	while (online_more(1) && clock_ns() - t0 < MM_ONLINE_SLICE_NS)
+		;
+	if (mm_online_pending())
+		wake_at(0);
+}
+POLLER(online_poll);
+
+/* First OOM notifier: RAM not yet online is the cheapest memory there is. */
+static uint64_t online_on_oom(void *ctx, unsigned order, enum block_kind kind)
+{
+	uint64_t before = fa_free_pages(&mmk.fa);
+	while (online_more(1) && fa_free_pages(&mmk.fa) < before + (1ull << order))
+		;
+	return fa_free_pages(&mmk.fa) - before;
+}
+
 static int mm_boot_init(void)
 {
 	const struct boot_info *bi = boot_info_get();
@@ -285,9 +358,18 @@ static int mm_boot_init(void)
 		.owner = (uint64_t *)META_OWNER, .desc = (uint8_t *)META_DESC,
 		.blocks = (struct mblock *)META_BLOCKS, .scratch = (uint32_t *)META_SCRATCH,
 		.sections = (uint8_t *)META_SECTIONS, .max_blocks = META_MAX_BLOCKS,
-		.populate = meta_populate,
+		.populate = meta_populate, .defer = 1,
 	};
+	/* Boot brings online only the section(s) of the carved range and enough
+	 * low memory for the drivers' set-up; the rest comes online from the
+	 * work loop (online_poll), so boot time does not grow with RAM. */
+	uint64_t done;
 	err = fa_init_meta(&mmk.fa, bi->mmap, bi->mmap_count, &meta);
+	if (!err)
+		err = fa_online_boot(&mmk.fa, carve_pa >> PAGE_SHIFT, carve >> PAGE_SHIFT, UINT32_MAX, &done);
+	while (!err && fa_free_pages(&mmk.fa) < MM_BOOT_ONLINE_PAGES &&
+	       (err = fa_online_boot(&mmk.fa, 0, UINT64_MAX, 1, &done)) == MM_OK && done)
+		;
 	if (!err)
 		err = fa_claim_range(&mmk.fa, carve_pa >> PAGE_SHIFT, (boot_bump.next - carve_pa) >> PAGE_SHIFT);
 	if (err) {
@@ -298,6 +380,12 @@ static int mm_boot_init(void)
 	}
 	fa_live = 1;
 	mmk.ready = 1;
+	/* RAM still to come online counts as memory the guest has (the
+	 * balloon's total, its stats): it is only not set up yet. */
+	for (uint32_t i = 0; i < bi->mmap_count; i++)
+		if (is_boot_ram(bi->mmap[i].type))
+			mmk.pending_pages += bi->mmap[i].pages;
+	mmk.pending_pages = mmk.pending_pages > mmk.fa.total ? mmk.pending_pages - mmk.fa.total : 0;
 
 	/* Nothing uses the loader's tables, stack or boot services memory now. */
 	for (uint32_t i = 0; i < bi->mmap_count; i++) {
@@ -305,12 +393,15 @@ static int mm_boot_init(void)
 		if (r->type == BOOT_MEM_RECLAIMABLE || r->type == BOOT_MEM_BOOTINFO)
 			mmk.reclaimed_pages += fa_free_range(&mmk.fa, r->base >> PAGE_SHIFT, r->pages);
 	}
+	fa_boot_reclaimed(&mmk.fa);     /* and what comes online later is free */
 	if (vregion_init(&mmk.heap, &mmk.fa, &mmk.pt, MM_HEAP_BASE, MM_HEAP_SIZE) ||
 	    anon_init(&mmk.anon, &mmk.fa, &mmk.pt, MM_ANON_BASE, MM_ANON_SIZE))
 		klog("mm: heap or anonymous window set-up failed");
+	fa_add_oom_notifier(&mmk.fa, online_on_oom, NULL);
 	fa_add_oom_notifier(&mmk.fa, compact_on_oom, NULL);
 	fa_add_oom_notifier(&mmk.fa, shrink_on_oom, NULL);
 	mmk.init_ns = clock_ns() - t0;
+	mmk.online_t0 = t0;
 
 	struct mm_stats st;
 	fa_stats(&mmk.fa, &st);

@@ -217,70 +217,150 @@ int fa_init_meta(struct frame_alloc *fa, const struct boot_mem_region *r, size_t
 		return MM_ENOMEM;
 	memset(fa->sections, 0, nsec);
 
-	/* Sections that hold RAM get metadata; the rest (holes) cost nothing. */
-	for (size_t k = 0; k < n; k++) {
-		if (!region_ok(&r[k]))
-			continue;
-		uint64_t f = (r[k].base >> PAGE_SHIFT) - lo;
-		uint64_t s0 = f >> (BLOCK_ORDER + FA_SECTION_SHIFT);
-		uint64_t s1 = ((f + r[k].pages - 1) >> (BLOCK_ORDER + FA_SECTION_SHIFT)) + 1;
-		if (fa_sections_online(fa, s0, s1) != MM_OK)
-			return MM_ENOMEM;
-	}
+	for (size_t k = 0; k < n; k++)
+		if (region_class(r[k].type) && !region_ok(&r[k]))
+			klog("mm: ignoring malformed RAM region base %#llx pages %llu",
+			     (unsigned long long)r[k].base, (unsigned long long)r[k].pages);
+	fa->boot_map = r;
+	fa->boot_map_n = n;
+	if (meta->defer)
+		return MM_OK;   /* the caller brings sections online (fa_online_boot) */
+	uint64_t done;
+	int err = fa_online_boot(fa, fa->base_pfn, fa_nframes(fa), UINT32_MAX, &done);
+	fa->boot_map = NULL;    /* the caller's map need not outlive this call */
+	if (err)
+		return err;
+	return fa->total ? MM_OK : MM_EINVAL;
+}
 
+/* Mark the RAM frames [f0, f1) (indices) of one region in a section that
+ * was just set up: whole blocks in bulk, edges frame by frame. A frame some
+ * earlier region claimed stays as it is (the first region wins). */
+static uint64_t mark_frames(struct frame_alloc *fa, uint64_t f0, uint64_t f1, int is_free)
+{
 	uint64_t overlaps = 0;
-	for (size_t k = 0; k < n; k++) {
-		if (!region_ok(&r[k])) {
-			if (region_class(r[k].type))
-				klog("mm: ignoring malformed RAM region base %#llx pages %llu",
-				     (unsigned long long)r[k].base, (unsigned long long)r[k].pages);
+	for (uint64_t idx = f0; idx < f1;) {
+		uint32_t b = (uint32_t)(idx >> BLOCK_ORDER);
+		struct mblock *blk = &fa->blocks[b];
+		uint64_t bend = ((uint64_t)b + 1) << BLOCK_ORDER;
+		if ((idx & (PAGES_PER_BLOCK - 1)) == 0 && f1 >= bend && blk->ncap == 0) {
+			memset(fa->desc + idx, is_free ? fd_make(FS_FREE, 0) : fd_make(FS_KERNEL, 0), PAGES_PER_BLOCK);
+			memset(blk->map, is_free ? 0 : 0xff, sizeof blk->map);
+			blk->ncap = PAGES_PER_BLOCK;
+			blk->nfree = is_free ? PAGES_PER_BLOCK : 0;
+			if (!is_free)
+				fa->nr[FS_KERNEL] += PAGES_PER_BLOCK;
+			idx = bend;
 			continue;
 		}
-		int is_free = region_class(r[k].type) == 1;
-		uint64_t first = (r[k].base >> PAGE_SHIFT) - lo;
-		for (uint64_t idx = first; idx < first + r[k].pages; idx++) {
-			if (fd_state(fa->desc[idx]) != FS_ABSENT) {
-				overlaps++;     /* first region wins */
-				continue;
-			}
-			struct mblock *blk = &fa->blocks[idx >> BLOCK_ORDER];
-			unsigned i = (unsigned)(idx & (PAGES_PER_BLOCK - 1));
-			blk->ncap++;
-			if (is_free) {
-				fa->desc[idx] = fd_make(FS_FREE, 0);
-				blk->map[i >> 6] &= ~(1ull << (i & 63));
-				blk->nfree++;
-			} else {
-				fa->desc[idx] = fd_make(FS_KERNEL, 0);
-				fa->nr[FS_KERNEL]++;
-			}
+		if (fd_state(fa->desc[idx]) != FS_ABSENT) {
+			overlaps++;
+			idx++;
+			continue;
 		}
+		unsigned i = (unsigned)(idx & (PAGES_PER_BLOCK - 1));
+		blk->ncap++;
+		if (is_free) {
+			fa->desc[idx] = fd_make(FS_FREE, 0);
+			blk->map[i >> 6] &= ~(1ull << (i & 63));
+			blk->nfree++;
+		} else {
+			fa->desc[idx] = fd_make(FS_KERNEL, 0);
+			fa->nr[FS_KERNEL]++;
+		}
+		idx++;
+	}
+	return overlaps;
+}
+
+/* Bring section s online from the boot map: metadata, frames, block lists. */
+static int online_boot_section(struct frame_alloc *fa, uint64_t s)
+{
+	if (fa_sections_online(fa, s, s + 1) != MM_OK)
+		return MM_ENOMEM;
+	uint64_t s_f0 = s << (BLOCK_ORDER + FA_SECTION_SHIFT);
+	uint64_t s_f1 = s_f0 + ((uint64_t)FA_SECTION_BLOCKS << BLOCK_ORDER);
+	if (s_f1 > fa_nframes(fa))
+		s_f1 = fa_nframes(fa);
+	uint64_t overlaps = 0;
+	for (size_t k = 0; k < fa->boot_map_n; k++) {
+		const struct boot_mem_region *r = &fa->boot_map[k];
+		if (!region_ok(r))
+			continue;
+		uint64_t f0 = (r->base >> PAGE_SHIFT) - fa->base_pfn, f1 = f0 + r->pages;
+		if (f1 <= s_f0 || f0 >= s_f1)
+			continue;
+		int cls = region_class(r->type);
+		/* Loader and boot-services memory in a section that comes online
+		 * after the kernel reclaimed it is free like the rest. */
+		int is_free = cls == 1 || (fa->boot_reclaimed &&
+		              (r->type == BOOT_MEM_RECLAIMABLE || r->type == BOOT_MEM_BOOTINFO));
+		uint64_t a = f0 > s_f0 ? f0 : s_f0, z = f1 < s_f1 ? f1 : s_f1;
+		overlaps += mark_frames(fa, a, z, is_free);
+		/* The firmware and the loader wrote that memory: the host backs
+		 * it, so it is what allocations and the balloon should use first. */
+		if (cls == 2)
+			for (uint64_t b = a >> BLOCK_ORDER; b <= (z - 1) >> BLOCK_ORDER; b++)
+				fa->blocks[b].flags |= BF_RESIDENT;
 	}
 	if (overlaps)
 		klog("mm: %llu frames in overlapping memory-map regions counted once",
 		     (unsigned long long)overlaps);
-
-	FA_FOR_EACH_BLOCK(fa, b) {
+	for (uint32_t b = (uint32_t)(s << FA_SECTION_SHIFT); b < fa->nblocks && b < (s + 1) << FA_SECTION_SHIFT; b++) {
 		struct mblock *blk = &fa->blocks[b];
 		fa->total += blk->ncap;
 		fa->nr[FS_FREE] += blk->nfree;
 		if (blk->ncap == 0)
 			continue;                       /* BK_ABSENT */
 		if (blk->nfree == PAGES_PER_BLOCK) {
-			/* Never written by this kernel: assume the host has not
-			 * populated it (QEMU allocates guest RAM lazily). */
+			/* Unless boot memory was in it, never written: assume the
+			 * host has not populated it (QEMU allocates RAM lazily). */
 			blk->kind = BK_FREE;
-			fa_list_add(fa, FA_L_FREE_NONRES, b);
+			fa_list_add(fa, fa_free_list_of(blk), b);
 			continue;
 		}
 		blk->kind = BK_UNMOVABLE;
 		blk->flags = BF_RESIDENT | (blk->ncap < PAGES_PER_BLOCK ? BF_HOLEY : 0);
 		fa_block_settle(fa, b);
 	}
-	if (fa->total == 0)
-		return MM_EINVAL;
 	return MM_OK;
 }
+
+int fa_online_boot(struct frame_alloc *fa, uint64_t pfn, uint64_t count, unsigned max_sections,
+                   uint64_t *onlined)
+{
+	*onlined = 0;
+	if (!fa->boot_map || pfn < fa->base_pfn)
+		return MM_OK;
+	uint64_t lo = pfn - fa->base_pfn, hi = count > fa_nframes(fa) - (lo < fa_nframes(fa) ? lo : fa_nframes(fa))
+	              ? fa_nframes(fa) : lo + count;
+	/* Walk the map's RAM in [lo, hi) section by section, skipping holes
+	 * region by region so a huge hole costs no steps either. */
+	for (size_t k = 0; k < fa->boot_map_n && *onlined < max_sections; k++) {
+		const struct boot_mem_region *r = &fa->boot_map[k];
+		if (!region_ok(r))
+			continue;
+		uint64_t f0 = (r->base >> PAGE_SHIFT) - fa->base_pfn, f1 = f0 + r->pages;
+		if (f0 < lo)
+			f0 = lo;
+		if (f1 > hi)
+			f1 = hi;
+		if (f0 >= f1)
+			continue;
+		uint64_t s0 = f0 >> (BLOCK_ORDER + FA_SECTION_SHIFT), s1 = ((f1 - 1) >> (BLOCK_ORDER + FA_SECTION_SHIFT)) + 1;
+		for (uint64_t sec = s0; sec < s1 && *onlined < max_sections; sec++) {
+			if (fa->sections[sec])
+				continue;
+			int err = online_boot_section(fa, sec);
+			if (err)
+				return err;
+			(*onlined)++;
+		}
+	}
+	return MM_OK;
+}
+
+void fa_boot_reclaimed(struct frame_alloc *fa) { fa->boot_reclaimed = 1; }
 
 int fa_claim_range(struct frame_alloc *fa, uint64_t pfn, uint64_t count)
 {
@@ -337,7 +417,13 @@ uint32_t fa_grab_free_block(struct frame_alloc *fa, enum block_kind kind)
 
 uint32_t fa_grab_block(struct frame_alloc *fa, enum block_kind kind, int resident_only)
 {
+	/* Memory the host backs first. Hot-added memory is for movable memory
+	 * only (what it holds must stay movable for it to be given back), and
+	 * movable memory takes it before boot RAM the host never backed, which
+	 * then stays for the kernel's own needs (Linux's ZONE_MOVABLE order). */
 	uint32_t b = fa->lists[FA_L_FREE_RES].head;
+	if (b == FA_NIL && kind == BK_MOVABLE)
+		b = fa->lists[FA_L_FREE_HOT].head;
 	if (b == FA_NIL && !resident_only)
 		b = fa->lists[FA_L_FREE_NONRES].head;
 	if (b != FA_NIL) {
@@ -347,7 +433,8 @@ uint32_t fa_grab_block(struct frame_alloc *fa, enum block_kind kind, int residen
 		 * ping-pong does not churn lists); it is still a free block. */
 		for (unsigned k = 0; k < FA_NKINDS && b == FA_NIL; k++) {
 			uint32_t c = fa->cur[k];
-			if (c != FA_NIL && fa->blocks[c].nfree == PAGES_PER_BLOCK) {
+			if (c != FA_NIL && fa->blocks[c].nfree == PAGES_PER_BLOCK &&
+			    (kind == BK_MOVABLE || !(fa->blocks[c].flags & BF_HOT))) {
 				fa->blocks[c].flags &= (uint8_t)~BF_CURRENT;
 				fa->cur[k] = FA_NIL;
 				b = c;
@@ -639,7 +726,8 @@ int fa_frame_info(const struct frame_alloc *fa, uint64_t pfn, struct frame_info 
 
 uint64_t fa_free_blocks(const struct frame_alloc *fa)
 {
-	uint64_t n = fa->lists[FA_L_FREE_RES].count + fa->lists[FA_L_FREE_NONRES].count;
+	uint64_t n = fa->lists[FA_L_FREE_RES].count + fa->lists[FA_L_FREE_NONRES].count +
+	             fa->lists[FA_L_FREE_HOT].count;
 	for (unsigned k = 0; k < FA_NKINDS; k++)
 		if (fa->cur[k] != FA_NIL && fa->blocks[fa->cur[k]].nfree == PAGES_PER_BLOCK)
 			n++;

@@ -98,6 +98,8 @@ enum block_kind {
 #define BF_CURRENT   0x04   /* the current allocation block of its kind */
 #define BF_HOLEY     0x08   /* has frames that are not RAM: can never be wholly free */
 #define BF_OFFLINE   0x10   /* being taken out (hot remove): on no list, never current, never chosen */
+#define BF_HOT       0x20   /* hot-added: holds movable memory only (Linux's ZONE_MOVABLE rule), so
+                               it can always be emptied and given back; never lent to the balloon */
 
 /* Frame descriptor byte: state (enum frame_state, FS_FREE unless the frame
  * is the head of a live allocation) and, for heads, the allocation order. */
@@ -119,8 +121,10 @@ struct mblock {
 #define FA_LIST_NONE       0xff
 #define FA_L_FREE_RES      0    /* wholly free, may be resident */
 #define FA_L_FREE_NONRES   1    /* wholly free, not resident (never written, ballooned or reported) */
-#define FA_L_PART(kind, bucket) (2 + (kind) * FA_NBUCKETS + (bucket))
-#define FA_NLISTS          (2 + FA_NKINDS * FA_NBUCKETS)
+#define FA_L_FREE_HOT      2    /* wholly free, hot-added (BF_HOT): movable allocations only */
+#define FA_L_PART_BASE     3
+#define FA_L_PART(kind, bucket) (FA_L_PART_BASE + (kind) * FA_NBUCKETS + (bucket))
+#define FA_NLISTS          (FA_L_PART_BASE + FA_NKINDS * FA_NBUCKETS)
 
 struct fa_list { uint32_t head; uint32_t count; };
 
@@ -147,6 +151,7 @@ struct fa_meta {
 	uint64_t       max_blocks;  /* < FA_NIL */
 	int (*populate)(void *ctx, void *p, size_t bytes);
 	void *ctx;
+	int defer;                  /* fa_init_meta brings no section online: fa_online_boot does */
 };
 
 struct frame_alloc {
@@ -155,6 +160,9 @@ struct frame_alloc {
 	uint32_t max_blocks;        /* room in the metadata arrays (hot add stops there) */
 	uint8_t       *sections;    /* per section of the span: 1 = metadata present */
 	struct fa_meta meta;
+	const struct boot_mem_region *boot_map;  /* kept for sections brought online later */
+	size_t boot_map_n;
+	int boot_reclaimed;         /* loader/boot-services RAM is free from now on */
 	uint32_t cur[FA_NKINDS];    /* current block per kind, FA_NIL if none */
 	uint8_t       *desc;        /* per frame: fd_make(state, order) */
 	uint64_t      *owner;       /* per frame: owner_va of a movable head (else stale) */
@@ -194,6 +202,16 @@ int fa_init(struct frame_alloc *fa, const struct boot_mem_region *r, size_t n,
  * up to meta->max_blocks. MM_ENOMEM if populate failed. */
 int fa_init_meta(struct frame_alloc *fa, const struct boot_mem_region *r, size_t n,
                  const struct fa_meta *meta);
+/* Bring sections of boot RAM in [pfn, pfn + count) online (metadata, free
+ * lists), at most max_sections of them; *onlined says how many (0: nothing
+ * left in that range). With meta->defer the kernel starts with what boot
+ * needs and calls this from its work loop for the rest, so boot does not
+ * grow with RAM. The map given to fa_init_meta must stay valid. */
+int fa_online_boot(struct frame_alloc *fa, uint64_t pfn, uint64_t count, unsigned max_sections,
+                   uint64_t *onlined);
+/* From now on loader and boot-services RAM in sections still to come
+ * online is free (the kernel reclaimed what was online). */
+void fa_boot_reclaimed(struct frame_alloc *fa);
 /* Metadata bytes the present sections of this map need with fa_init_meta
  * (pages counted whole per array and section: an upper bound). */
 size_t fa_meta_bytes_sparse(const struct boot_mem_region *r, size_t n);

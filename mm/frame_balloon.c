@@ -34,6 +34,8 @@ uint64_t fa_balloon_take_blocks_from(struct frame_alloc *fa, uint64_t n, uint64_
 /* One run from block b, settling it; 1 if taken. */
 static int run_from(struct frame_alloc *fa, uint32_t b, unsigned order, uint64_t *pfn)
 {
+	if (fa->blocks[b].flags & BF_HOT)
+		return 0;   /* hot-added memory holds movable frames only */
 	return fa_try_block(fa, b, order, FS_BALLOON, 0, pfn);
 }
 

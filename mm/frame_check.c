@@ -103,12 +103,14 @@ static int check_block_place(const struct frame_alloc *fa, uint32_t b, char *why
 			return fail(why, len, "block %u: nfree %u on list %u, want %u", b, blk->nfree, blk->list, want);
 		if (blk->kind == BK_MOVABLE && (blk->flags & BF_HOLEY))
 			return fail(why, len, "block %u: holey block is movable", b);
+		if (blk->kind != BK_MOVABLE && (blk->flags & BF_HOT))
+			return fail(why, len, "block %u: hot-added block holds kind %u", b, blk->kind);
 		return MM_OK;
 	}
 	case BK_FREE:
 		if (blk->nfree != PAGES_PER_BLOCK || current)
 			return fail(why, len, "block %u: free block nfree %u flags %#x", b, blk->nfree, blk->flags);
-		if (blk->list != ((blk->flags & BF_RESIDENT) ? FA_L_FREE_RES : FA_L_FREE_NONRES))
+		if (blk->list != fa_free_list_of(blk))
 			return fail(why, len, "block %u: free block on list %u flags %#x", b, blk->list, blk->flags);
 		return MM_OK;
 	case BK_ISOLATED:
@@ -144,8 +146,8 @@ static int check_lists(const struct frame_alloc *fa, char *why, size_t len)
 		}
 		if (count != fa->lists[l].count)
 			return fail(why, len, "list %u: count %u but %u linked", l, fa->lists[l].count, count);
-		if (l >= 2) {
-			unsigned kind = (l - 2) / FA_NBUCKETS, bk = (l - 2) % FA_NBUCKETS;
+		if (l >= FA_L_PART_BASE) {
+			unsigned kind = (l - FA_L_PART_BASE) / FA_NBUCKETS, bk = (l - FA_L_PART_BASE) % FA_NBUCKETS;
 			if (!!(fa->part_mask[kind] & (1u << bk)) != (count != 0))
 				return fail(why, len, "list %u: mask bit disagrees with count %u", l, count);
 		}

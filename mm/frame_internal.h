@@ -10,7 +10,8 @@
  *  - a block of kind UNMOVABLE/MOVABLE that is not current is on the partial
  *    list of its kind and bucket when 0 < nfree < 512, on no list when full,
  *    and never wholly free (it becomes BK_FREE then);
- *  - BK_FREE blocks are on FA_L_FREE_RES or FA_L_FREE_NONRES;
+ *  - BK_FREE blocks are on FA_L_FREE_RES, FA_L_FREE_NONRES or (hot-added)
+ *    FA_L_FREE_HOT: fa_free_list_of();
  *  - current, BALLOON, ISOLATED and ABSENT blocks are on no list.
  */
 #ifndef MM_FRAME_INTERNAL_H
@@ -92,8 +93,8 @@ static inline void fa_list_add(struct frame_alloc *fa, unsigned l, uint32_t b)
 	L->head = b;
 	L->count++;
 	blk->list = (uint8_t)l;
-	if (l >= 2)
-		fa->part_mask[(l - 2) / FA_NBUCKETS] |= (uint16_t)(1u << ((l - 2) % FA_NBUCKETS));
+	if (l >= FA_L_PART_BASE)
+		fa->part_mask[(l - FA_L_PART_BASE) / FA_NBUCKETS] |= (uint16_t)(1u << ((l - FA_L_PART_BASE) % FA_NBUCKETS));
 }
 
 static inline void fa_list_del(struct frame_alloc *fa, uint32_t b)
@@ -110,8 +111,16 @@ static inline void fa_list_del(struct frame_alloc *fa, uint32_t b)
 	L->count--;
 	blk->list = FA_LIST_NONE;
 	blk->prev = blk->next = FA_NIL;
-	if (l >= 2 && L->head == FA_NIL)
-		fa->part_mask[(l - 2) / FA_NBUCKETS] &= (uint16_t)~(1u << ((l - 2) % FA_NBUCKETS));
+	if (l >= FA_L_PART_BASE && L->head == FA_NIL)
+		fa->part_mask[(l - FA_L_PART_BASE) / FA_NBUCKETS] &= (uint16_t)~(1u << ((l - FA_L_PART_BASE) % FA_NBUCKETS));
+}
+
+/* The free list a wholly free block belongs on. */
+static inline unsigned fa_free_list_of(const struct mblock *blk)
+{
+	if (blk->flags & BF_HOT)
+		return FA_L_FREE_HOT;
+	return (blk->flags & BF_RESIDENT) ? FA_L_FREE_RES : FA_L_FREE_NONRES;
 }
 
 /* A block just became wholly free: it was in use, so it may be resident. */
@@ -122,15 +131,13 @@ static inline void fa_block_make_free(struct frame_alloc *fa, uint32_t b, int re
 		fa_list_del(fa, b);
 	blk->kind = BK_FREE;
 	blk->hint = 0;
-	if (resident) {
+	if (resident)
 		blk->flags |= BF_RESIDENT;
-		fa_list_add(fa, FA_L_FREE_RES, b);
-		if (fa->on_free_block)
-			fa->on_free_block(fa->on_free_block_ctx);
-	} else {
+	else
 		blk->flags &= (uint8_t)~BF_RESIDENT;
-		fa_list_add(fa, FA_L_FREE_NONRES, b);
-	}
+	fa_list_add(fa, fa_free_list_of(blk), b);
+	if (resident && !(blk->flags & BF_HOT) && fa->on_free_block)
+		fa->on_free_block(fa->on_free_block_ctx);
 }
 
 /* Put a non-current unmovable/movable block on the list its free count asks

@@ -62,9 +62,9 @@ int fa_hot_add(struct frame_alloc *fa, uint64_t pfn, uint64_t count)
 		memset(fa->desc + ((uint64_t)b << BLOCK_ORDER), fd_make(FS_FREE, 0), PAGES_PER_BLOCK);
 		blk->nfree = blk->ncap = PAGES_PER_BLOCK;
 		blk->hint = 0;
-		blk->flags = 0;
+		blk->flags = BF_HOT;    /* not resident: the host has not populated it */
 		blk->kind = BK_FREE;
-		fa_list_add(fa, FA_L_FREE_NONRES, b);   /* the host has not populated it */
+		fa_list_add(fa, FA_L_FREE_HOT, b);
 		fa->total += PAGES_PER_BLOCK;
 		fa->nr[FS_FREE] += PAGES_PER_BLOCK;
 	}

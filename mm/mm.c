@@ -71,7 +71,7 @@ unsigned mm_compact_blocks(unsigned want)
 }
 
 uint64_t mm_free_pages(void) { return mmk.ready ? fa_free_pages(&mmk.fa) : 0; }
-uint64_t mm_total_pages(void) { return mmk.ready ? mmk.fa.total : 0; }
+uint64_t mm_total_pages(void) { return mmk.ready ? mmk.fa.total + mmk.pending_pages : 0; }
 
 uint64_t mm_report_pending(void)
 {

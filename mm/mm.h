@@ -45,7 +45,17 @@
 /* Frames one mm_compact_blocks call may move (bounded work in a poller). */
 #define MM_LEND_COMPACT_BUDGET 2048
 
+/* Boot brings this much free memory online (with the metadata's own
+ * section); the rest of RAM comes online from the work loop in slices of
+ * about MM_ONLINE_SLICE_NS, or at once when an allocation would fail. */
+#define MM_BOOT_ONLINE_PAGES  (64ull << (20 - 12))
+#define MM_ONLINE_SLICE_NS    1000000ull
+
 int mm_ready(void);
+/* 1 while boot RAM is still coming online; mm_online_all() finishes it now
+ * (self-tests and anything that needs every frame counted). */
+int mm_online_pending(void);
+void mm_online_all(void);
 struct frame_alloc *mm_frames(void);       /* NULL before mm_boot_init */
 struct pgtable *mm_kernel_pt(void);
 /* PFNs the allocator can hand out are below this. */
@@ -78,7 +88,8 @@ void mm_give_back(uint64_t pfn, unsigned order);
  * free blocks; returns the blocks it freed. */
 unsigned mm_compact_blocks(unsigned want);
 /* Frames free now (lent frames, and blocks isolated for a free page report
- * in flight, excluded) and frames managed (all). */
+ * in flight, excluded) and frames managed (all, boot RAM still coming online
+ * included: it is the guest's memory, only not set up yet). */
 uint64_t mm_free_pages(void);
 uint64_t mm_total_pages(void);
 /* Free page reporting: wholly free, resident, unreported blocks now; take up

@@ -23,6 +23,9 @@ struct mm_kernel {
 	uint64_t meta_pages;       /* frames backing the frame metadata windows */
 	uint64_t hot_pages;        /* frames hot-added and still online */
 	uint64_t init_ns;
+	uint64_t online_t0, online_ns; /* boot RAM coming online after boot: start, time taken */
+	int online_done;           /* all boot RAM is online (or it stopped with a line) */
+	uint64_t pending_pages;    /* boot RAM not online yet (counted in mm_total_pages) */
 };
 
 extern struct mm_kernel mmk;
