@@ -20,11 +20,14 @@ size_t balloon_track_bytes(uint64_t max_pfn)
  * the next frame not in the balloon, or the end of the block. */
 uint32_t bal_run_len(const struct balloon *b, uint64_t pfn)
 {
-	uint64_t end = (pfn / PAGES_PER_BLOCK + 1) * PAGES_PER_BLOCK;
-	uint32_t n = 1;
-	for (uint64_t p = pfn + 1; p < end && bit_test(b, p) && !head_test(b, p); p++)
-		n++;
-	return n;
+	uint64_t end = (pfn / PAGES_PER_BLOCK + 1) * PAGES_PER_BLOCK;   /* a multiple of 64 */
+	for (uint64_t p = pfn + 1; p < end; p = (p / 64 + 1) * 64) {
+		/* the frames of this word from p on that end the range */
+		uint64_t stop = (~b->bitmap[p / 64] | b->heads[p / 64]) >> (p % 64);
+		if (stop)
+			return (uint32_t)(p + (uint64_t)__builtin_ctzll(stop) - pfn);
+	}
+	return (uint32_t)(end - pfn);
 }
 
 /* 1 if the block is one settled range of 512 frames. */
@@ -42,10 +45,29 @@ int bal_is_block_run(const struct balloon *b, uint64_t blk)
 }
 
 /* Ranges are aligned powers of two <= a block, so never cross a block. */
+/* Bits [pfn, pfn + count) of a bitmap, a word at a time: set (op 1),
+ * cleared (op 0), or tested (op 2: 1 if any is set). */
+static int bits_range(uint64_t *map, uint64_t pfn, uint64_t count, int op)
+{
+	while (count) {
+		unsigned off = (unsigned)(pfn % 64);
+		uint64_t n = 64 - off < count ? 64 - off : count;
+		uint64_t m = (n == 64 ? ~0ull : (1ull << n) - 1) << off;
+		if (op == 1)
+			map[pfn / 64] |= m;
+		else if (op == 0)
+			map[pfn / 64] &= ~m;
+		else if (map[pfn / 64] & m)
+			return 1;
+		pfn += n;
+		count -= n;
+	}
+	return 0;
+}
+
 void bal_set_range(struct balloon *b, uint64_t pfn, uint32_t count)
 {
-	for (uint64_t p = pfn; p < pfn + count; p++)
-		b->bitmap[p / 64] |= 1ull << (p % 64);
+	bits_range(b->bitmap, pfn, count, 1);
 	b->heads[pfn / 64] |= 1ull << (pfn % 64);
 	b->blk_count[pfn / PAGES_PER_BLOCK] = (uint16_t)(b->blk_count[pfn / PAGES_PER_BLOCK] + count);
 	b->settled += count;
@@ -55,8 +77,7 @@ void bal_set_range(struct balloon *b, uint64_t pfn, uint32_t count)
 
 void bal_clear_range(struct balloon *b, uint64_t pfn, uint32_t count)
 {
-	for (uint64_t p = pfn; p < pfn + count; p++)
-		b->bitmap[p / 64] &= ~(1ull << (p % 64));
+	bits_range(b->bitmap, pfn, count, 0);
 	b->heads[pfn / 64] &= ~(1ull << (pfn % 64));
 	b->blk_count[pfn / PAGES_PER_BLOCK] = (uint16_t)(b->blk_count[pfn / PAGES_PER_BLOCK] - count);
 	b->settled -= count;
@@ -150,9 +171,8 @@ int bal_new_range_ok(struct balloon *b, uint64_t pfn, uint32_t count)
 	else if (pfn >= b->s.max_pfn || b->s.max_pfn - pfn < count)
 		why = "beyond the tracked memory";
 	else {
-		for (uint64_t p = pfn; p < pfn + count && !why; p++)
-			if (bit_test(b, p))
-				why = "already in the balloon";
+		if (bits_range(b->bitmap, pfn, count, 2))
+			why = "already in the balloon";
 		for (unsigned i = 0; i < BALLOON_SLOTS && !why; i++) {
 			const struct balloon_elem *e = &b->elems[i];
 			for (unsigned r = 0; r < e->nruns && !why; r++)
@@ -187,8 +207,13 @@ int balloon_check(const struct balloon *b, char *why, size_t len)
 		bits += c;
 		/* the ranges tile the set bits: aligned powers of two, each begun by a head */
 		for (uint64_t p = blk * PAGES_PER_BLOCK; p < (blk + 1) * PAGES_PER_BLOCK; ) {
-			if (!bit_test(b, p)) {
-				p++;
+			uint64_t rest = b->bitmap[p / 64] >> (p % 64);   /* skip free frames a word at a time */
+			if (!rest) {
+				p = (p / 64 + 1) * 64;
+				continue;
+			}
+			if (!(rest & 1)) {
+				p += (uint64_t)__builtin_ctzll(rest);
 				continue;
 			}
 			CHECK(head_test(b, p), "frame 0x%llx ballooned but in no range", (unsigned long long)p);
