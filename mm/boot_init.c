@@ -395,7 +395,7 @@ static int mm_boot_init(void)
 	}
 	fa_boot_reclaimed(&mmk.fa);     /* and what comes online later is free */
 	if (vregion_init(&mmk.heap, &mmk.fa, &mmk.pt, MM_HEAP_BASE, MM_HEAP_SIZE) ||
-	    anon_init(&mmk.anon, &mmk.fa, &mmk.pt, MM_ANON_BASE, MM_ANON_SIZE))
+	    anon_init(&mmk.anon, &mmk.fa, &mmk.pt, MM_ANON_BASE, MM_ANON_SIZE, NULL))
 		klog("mm: heap or anonymous window set-up failed");
 	fa_add_oom_notifier(&mmk.fa, online_on_oom, NULL);
 	fa_add_oom_notifier(&mmk.fa, compact_on_oom, NULL);

@@ -193,3 +193,30 @@ int pt_remap(struct pgtable *pt, uint64_t va, uint64_t expect_pa, uint64_t new_p
 	pt->ops->flush_tlb(pt->ctx, va);
 	return MM_OK;
 }
+
+int pt_set_marker(struct pgtable *pt, uint64_t va, uint64_t value)
+{
+	uint64_t *e;
+	if (!pt_canonical(va) || (va & (PT_SIZE_4K - 1)) || (value & PTE_P))
+		return MM_EINVAL;
+	int err = walk(pt, va, 1, value != 0, &e);
+	if (err == MM_ENOENT && value == 0)
+		return MM_OK;       /* no table: nothing to clear */
+	if (err)
+		return err;
+	if (*e & PTE_P)
+		return MM_EEXIST;
+	*e = value;
+	return MM_OK;
+}
+
+int pt_get_marker(const struct pgtable *pt, uint64_t va, uint64_t *value)
+{
+	uint64_t *e;
+	if (!pt_canonical(va) || (va & (PT_SIZE_4K - 1)))
+		return MM_EINVAL;
+	if (walk(pt, va, 1, 0, &e) != MM_OK || (*e & PTE_P) || *e == 0)
+		return MM_ENOENT;
+	*value = *e;
+	return MM_OK;
+}

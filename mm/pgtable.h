@@ -18,6 +18,12 @@
  *    currently maps expect_pa (MM_EMISMATCH otherwise); flushes the entry.
  *    This is the compactor's one write to page tables.
  *  - pt_lookup: translate; also reports the leaf's flags and page size.
+ *  - pt_set_marker / pt_get_marker: keep a software value in the 4 KiB entry
+ *    of an unmapped page (present bit clear: the CPU ignores the rest, as
+ *    Linux keeps swap entries). The anonymous mapper marks each mapping's
+ *    guard page with its length, so unmapping needs no table of mappings.
+ *    Setting needs the page unmapped (MM_EEXIST otherwise) and bit 0 of the
+ *    value clear; value 0 clears. Getting: MM_ENOENT if no marker.
  * Leaf flags are the PTE_* bits below (PTE_P is implied; PTE_PS is added for
  * 2 MiB pages). Intermediate entries are present + writable; the leaf decides.
  */
@@ -74,6 +80,8 @@ int pt_map_range(struct pgtable *pt, uint64_t va, uint64_t pa, uint64_t len,
 int pt_unmap(struct pgtable *pt, uint64_t va, uint64_t *old_pa, uint64_t *size);
 int pt_remap(struct pgtable *pt, uint64_t va, uint64_t expect_pa, uint64_t new_pa);
 int pt_lookup(const struct pgtable *pt, uint64_t va, struct pt_walk *out);
+int pt_set_marker(struct pgtable *pt, uint64_t va, uint64_t value);
+int pt_get_marker(const struct pgtable *pt, uint64_t va, uint64_t *value);
 
 static inline int pt_canonical(uint64_t va)
 {

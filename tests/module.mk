@@ -38,8 +38,9 @@ FUZZ_SECONDS    ?= 60
 FUZZ_SMOKE_RUNS ?= 2000
 # the same as HOST_SUPPORT, which the Makefile defines only after including this file
 FUZZ_SUPPORT    := tests/unit/host_support.c kernel/lib/klog.c
-FUZZ_CFLAGS     := -std=gnu11 -O1 -g -Wall -Wextra -Wno-unused-parameter -fno-omit-frame-pointer \
+FUZZ_CFLAGS     := -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -fno-omit-frame-pointer \
                    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+                   -fsanitize-coverage-ignorelist=tests/fuzz/coverage_ignore.txt \
                    -DHOST_TEST -Iinclude -I. -Itests/unit
 
 FUZZ_TARGETS := fuzz_virtq fuzz_balloon_device fuzz_cmdline fuzz_pci_caps
@@ -51,10 +52,11 @@ fuzz_pci_caps_SRCS       := tests/fuzz/fuzz_pci_caps.c $(PCI_LOGIC) drivers/pci/
 fuzz_pci_caps_SMOKE_RUNS := 20000
 fuzz_virtq_SMOKE_RUNS    := 20000
 fuzz_cmdline_SMOKE_RUNS  := 50000
+fuzz_balloon_device_SMOKE_RUNS := 10000
 FUZZ_BINS := $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
 
 define fuzz_rule
-$(BUILD)/fuzz/$(1): $$($(1)_SRCS) $(FUZZ_SUPPORT) $(ALL_HEADERS) | deps-check
+$(BUILD)/fuzz/$(1): $$($(1)_SRCS) $(FUZZ_SUPPORT) $(ALL_HEADERS) tests/fuzz/coverage_ignore.txt | deps-check
 	@mkdir -p $$(dir $$@)
 	@echo "  FUZZCC  $$@"
 	$$(Q)$$(FUZZ_CC) $$(FUZZ_CFLAGS) $$($(1)_SRCS) $(FUZZ_SUPPORT) -o $$@

@@ -38,8 +38,18 @@ struct tok {
 	uint32_t in_len, out_len;
 };
 static struct tok toks[4 * MAXQ];
+/* Chains and descriptors in flight by the model, kept as tokens come and go
+ * (checked after every step); model_recount() counts them from the tokens
+ * again and must agree (at resets and at the end). */
+static unsigned model_n, model_d;
 
 static unsigned model_in_flight(unsigned *ndesc)
+{
+	*ndesc = model_d;
+	return model_n;
+}
+
+static void model_recount(void)
 {
 	unsigned n = 0, d = 0;
 	for (unsigned i = 0; i < sizeof toks / sizeof toks[0]; i++)
@@ -47,8 +57,8 @@ static unsigned model_in_flight(unsigned *ndesc)
 			n++;
 			d += toks[i].ndesc;
 		}
-	*ndesc = d;
-	return n;
+	CHECK(n == model_n && d == model_d, "model: %u chains / %u descriptors in flight, counted %u / %u",
+	      model_n, model_d, n, d);
 }
 
 static struct tok *token_of(void *t)
@@ -66,6 +76,8 @@ static void take_back(void *t, uint32_t len, int check_len)
 	uint32_t cap = k->in_len ? k->in_len : k->out_len;
 	CHECK(!check_len || len <= cap, "len %u returned for a chain of %u bytes", len, cap);
 	k->in_flight = 0;
+	model_n--;
+	model_d -= k->ndesc;
 }
 
 static void check_invariants(struct virtq *vq)
@@ -94,7 +106,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct virtq vq;
 	uint16_t num = (uint16_t)(1u << (byte(&in) % 9));      /* 1..256 */
 	memset(toks, 0, sizeof toks);
-	memset(ring, 0, sizeof ring);
+	model_n = model_d = 0;
+	memset(ring, 0, virtq_mem_size(num));   /* all the queue uses (and op 8 scribbles on) */
 	host_klog_reset();
 	CHECK(virtq_init(&vq, "fuzz", 0, num, ring, (uintptr_t)ring, NULL, NULL) == 0, "init failed");
 	struct dev d = { 0, 0 };
@@ -128,8 +141,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				CHECK(rc == -ENOSPC, "add of %u into %u free returned %d", n_out + n_in, free_before, rc);
 			else
 				CHECK(rc == 0, "add failed with %d", rc);
-			if (rc == 0)
+			if (rc == 0) {
 				*k = (struct tok){ 1, n_out + n_in, in_len, out_len };
+				model_n++;
+				model_d += n_out + n_in;
+			}
 			break;
 		}
 		case 2:
@@ -180,8 +196,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				while ((t = virtq_detach_unused(&vq)) != NULL)
 					take_back(t, 0, 0);
 				unsigned nd;
+				model_recount();
 				CHECK(model_in_flight(&nd) == 0, "detach left tokens in flight");
-				memset(ring, 0, sizeof ring);
+				memset(ring, 0, virtq_mem_size(num));
 				CHECK(virtq_init(&vq, "fuzz", 0, num, ring, (uintptr_t)ring, NULL, NULL) == 0, "re-init");
 				d = (struct dev){ 0, 0 };
 			}
@@ -194,6 +211,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while ((t = virtq_detach_unused(&vq)) != NULL)
 		take_back(t, 0, 0);
 	unsigned nd;
+	model_recount();
 	CHECK(model_in_flight(&nd) == 0, "tokens in flight after detaching everything");
 	CHECK(virtq_num_free(&vq) == num, "descriptors lost: %u of %u free", virtq_num_free(&vq), num);
 	return 0;

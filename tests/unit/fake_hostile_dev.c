@@ -1,5 +1,6 @@
 /* fake_hostile_dev.c - simulated virtio-balloon PCI device with a host view; see the header. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,7 +137,7 @@ static uint32_t stats_elem(struct fake_vq *f, struct fake_elem *e, void *ctx)
 static void attach(struct hdev *d, int q)
 {
 	struct fake_vq *f = &d->vq[q];
-	memset(f, 0, sizeof *f);
+	fake_vq_clear(f);
 	f->desc = (struct vring_desc *)(uintptr_t)d->pci.q[q].desc;
 	f->avail = (struct vring_avail *)(uintptr_t)d->pci.q[q].avail;
 	f->used = (struct vring_used *)(uintptr_t)d->pci.q[q].used;
@@ -177,7 +178,8 @@ int hdev_queue(const struct hdev *d, int role)
 static void forget_everything(struct hdev *d)
 {
 	memset(d->attached, 0, sizeof d->attached);
-	memset(d->vq, 0, sizeof d->vq);
+	for (int q = 0; q < HD_NQ; q++)
+		fake_vq_clear(&d->vq[q]);
 	memset(d->host, 0, d->end_pfn - d->base_pfn);
 	d->host_inflated = 0;
 }
@@ -372,10 +374,10 @@ static void *hd_dma_alloc(struct vp_dev *vp, size_t bytes, uint64_t *pa)
 	if (d->ndma >= HD_MAX_DMA)
 		return NULL;
 	size_t sz = (bytes + 4095) & ~(size_t)4095;
-	void *p = aligned_alloc(4096, sz);
+	void *p = host_keep_alloc(sz);
 	if (!p)
 		return NULL;
-	memset(p, 0, sz);
+	d->dma_bytes[d->ndma] = sz;
 	d->dma[d->ndma++] = p;
 	*pa = (uint64_t)(uintptr_t)p;   /* phys == virt in host tests */
 	return p;
@@ -387,12 +389,14 @@ const struct vp_io hdev_io = { hd_read, hd_write, hd_dma_alloc };
 
 void hdev_init(struct hdev *d, struct fake_mem *mem, uint64_t seed)
 {
-	memset(d, 0, sizeof *d);
+	memset(d, 0, offsetof(struct hdev, vq));
+	for (int q = 0; q < HD_NQ; q++)
+		fake_vq_clear(&d->vq[q]);
 	fake_vpci_init(&d->pci);
 	d->mem = mem;
 	d->base_pfn = mem->base_pfn;
 	d->end_pfn = mem->base_pfn + mem->npages;
-	d->host = calloc(mem->npages, 1);
+	d->host = host_keep_alloc(mem->npages);
 	d->process_on_notify = 1;
 	rng_seed(&d->rng, seed ? seed : 0x2545f4914f6cdd1dull);
 	for (int q = 0; q < HD_NQ; q++)
@@ -406,11 +410,13 @@ void hdev_init(struct hdev *d, struct fake_mem *mem, uint64_t seed)
 void hdev_destroy(struct hdev *d)
 {
 	for (unsigned i = 0; i < d->ndma; i++)
-		free(d->dma[i]);
-	free(d->host);
+		host_keep_free(d->dma[i], d->dma_bytes[i]);
+	host_keep_free(d->host, d->end_pfn - d->base_pfn);
 	if (d->mem && d->mem->dctx == d)
 		d->mem->device_holds = NULL;
-	memset(d, 0, sizeof *d);
+	memset(d, 0, offsetof(struct hdev, vq));
+	for (int q = 0; q < HD_NQ; q++)
+		fake_vq_clear(&d->vq[q]);
 }
 
 void hdev_attach_vp(struct hdev *d, struct vp_dev *vp, const char *name)

@@ -49,7 +49,6 @@ enum { HOST_NONE, HOST_INFLATED, HOST_DEFLATING, HOST_REPORTING };
 
 struct hdev {
 	struct fake_vpci pci;            /* must stay first: vp->ctx points at the hdev */
-	struct fake_vq vq[HD_NQ];
 	int attached[HD_NQ];
 	uint8_t role[HD_NQ];             /* HD_ROLE_* of each queue, from the offered features */
 	enum fake_mode mode[HD_NQ];      /* applied when a queue is attached (and by hdev_set_mode) */
@@ -89,8 +88,12 @@ struct hdev {
 	unsigned stats_seen, elems_seen[2], reports_seen;
 	unsigned config_reads;
 
-	void *dma[HD_MAX_DMA];
+	void *dma[HD_MAX_DMA];           /* ring memory (host_keep_alloc) */
+	size_t dma_bytes[HD_MAX_DMA];
 	unsigned ndma;
+
+	/* last: 360 KiB, cleared queue by queue (fake_vq_clear), not by memset */
+	struct fake_vq vq[HD_NQ];
 };
 
 extern const struct vp_io hdev_io;

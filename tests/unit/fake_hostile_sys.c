@@ -1,5 +1,6 @@
 /* fake_hostile_sys.c - a guest around the kernel's balloon shell: PCI, interrupts, memory and the work loop; see the header. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,13 +114,14 @@ void cpu_relax(void)
 
 /* ------------------------------------------------------------ memory */
 
+/* The shell's DMA buffers and books, one of each per guest (returned by
+ * hsys_destroy; host_keep_alloc hands them to the next guest). */
 void *dma_alloc_pages(size_t pages, uint64_t *pa)
 {
 	if (cur->dma)
 		return NULL;
-	cur->dma = aligned_alloc(4096, pages * 4096);
-	if (cur->dma)
-		memset(cur->dma, 0, pages * 4096);
+	cur->dma = host_keep_alloc(pages * 4096);
+	cur->dma_len = pages * 4096;
 	*pa = (uint64_t)(uintptr_t)cur->dma;
 	return cur->dma;
 }
@@ -128,7 +130,7 @@ void *kmem_anon_map(size_t bytes)
 {
 	if (cur->track)
 		return NULL;
-	cur->track = aligned_alloc(4096, bytes);
+	cur->track = host_keep_alloc(bytes);
 	cur->track_len = bytes;
 	return cur->track;
 }
@@ -177,8 +179,9 @@ static void note(struct hsys *x)
 {
 	x->vb = virtio_balloon_get();
 	x->b = x->vb ? x->vb->b : NULL;
-	if (x->vb && x->vb->core_up)
-		x->b_inited = 1;
+	/* the core's own "initialised" (balloon_release_all's test): a
+	 * balloon_init that refused the setup leaves zeroed books behind */
+	x->b_inited = x->b && x->b->s.mops;
 }
 
 int hsys_bring_up(struct hsys *x)
@@ -223,7 +226,9 @@ void hsys_tick(struct hsys *x)
 
 int hsys_init(struct hsys *x, uint64_t base_pfn, uint64_t npages, uint64_t min_free, uint64_t seed)
 {
-	memset(x, 0, sizeof *x);
+	/* all but the device, which hdev_init clears (without its big queues) */
+	memset(x, 0, offsetof(struct hsys, dev));
+	memset((char *)&x->dev + sizeof x->dev, 0, sizeof *x - offsetof(struct hsys, dev) - sizeof x->dev);
 	virtio_balloon_forget();
 	wake_take();
 	cur = x;
@@ -250,8 +255,8 @@ void hsys_destroy(struct hsys *x)
 	virtio_balloon_forget();
 	hdev_destroy(&x->dev);
 	fake_mem_destroy(&x->mem);
-	free(x->dma);
-	free(x->track);
+	host_keep_free(x->dma, x->dma_len);
+	host_keep_free(x->track, x->track_len);
 	x->dma = x->track = NULL;
 	x->vb = NULL;
 	x->b = NULL;

@@ -63,12 +63,12 @@ struct hsys {
 	int irq_seen;                   /* an interrupt arrived since the last round */
 	unsigned polls, interrupts;
 	void *dma, *track;              /* what the shell allocated (freed by hsys_destroy) */
-	size_t track_len;
+	size_t dma_len, track_len;
 
 	/* the shell under test, once hsys_bring_up found the device */
 	struct virtio_balloon_dev *vb;
 	struct balloon *b;              /* its core (NULL until the first start) */
-	int b_inited;                   /* a balloon_init succeeded: its books exist */
+	int b_inited;                   /* its books exist: the last balloon_init succeeded */
 
 	int host_paused;         /* the device does not run between polls */
 	int app_paused;          /* the application does nothing between polls */

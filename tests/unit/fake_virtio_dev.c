@@ -1,5 +1,6 @@
 /* fake_virtio_dev.c - simulated device side of a split virtqueue; see the header. */
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 #include "fake_virtio_dev.h"
 
@@ -9,9 +10,14 @@ static void driver_error(struct fake_vq *f, const char *what, unsigned a)
 	fprintf(stderr, "fake device: driver error: %s (%u)\n", what, a);
 }
 
+void fake_vq_clear(struct fake_vq *f)
+{
+	memset(f, 0, offsetof(struct fake_vq, held));
+}
+
 void fake_vq_attach(struct fake_vq *f, const struct virtq *vq, enum fake_mode mode)
 {
-	memset(f, 0, sizeof *f);
+	fake_vq_clear(f);
 	/* phys == virt in host tests: the addresses the device is given are pointers */
 	f->desc = (struct vring_desc *)(uintptr_t)vq->desc_pa;
 	f->avail = (struct vring_avail *)(uintptr_t)vq->avail_pa;

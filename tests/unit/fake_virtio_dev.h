@@ -55,14 +55,18 @@ struct fake_vq {
 
 	uint16_t last_avail;    /* next avail entry to pop */
 	uint16_t used_idx;      /* our copy of used->idx */
-	uint8_t  outstanding[VIRTQ_MAX_SIZE]; /* heads popped, not completed */
-
-	struct fake_elem held[VIRTQ_MAX_SIZE]; /* HOLD/DROP: popped, not completed */
 	unsigned nheld;
 
 	unsigned notifies, popped, completed;
 	unsigned driver_errors;
+
+	uint8_t  outstanding[VIRTQ_MAX_SIZE]; /* heads popped, not completed */
+	/* Last, and not zeroed by fake_vq_clear (70 KiB; only [0, nheld) is ever read). */
+	struct fake_elem held[VIRTQ_MAX_SIZE]; /* HOLD/DROP: popped, not completed */
 };
+
+/* A fresh fake_vq: every field zero but held[] (never read past nheld). */
+void fake_vq_clear(struct fake_vq *f);
 
 /* Attach to the rings of an initialised driver queue. */
 void fake_vq_attach(struct fake_vq *f, const struct virtq *vq, enum fake_mode mode);

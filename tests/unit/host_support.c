@@ -1,5 +1,6 @@
 /* host_support.c - fake clock and klog capture for host unit tests. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "host_support.h"
 #include "kclock.h"
@@ -34,4 +35,35 @@ int host_klog_contains(const char *needle)
 		if (strstr(lines[i % KEEP], needle))
 			return 1;
 	return 0;
+}
+
+#define KEPT 32
+static struct { void *p; size_t bytes; } kept[KEPT];
+
+void *host_keep_alloc(size_t bytes)
+{
+	for (unsigned i = 0; i < KEPT; i++)
+		if (kept[i].p && kept[i].bytes == bytes) {
+			void *p = kept[i].p;
+			kept[i].p = NULL;
+			memset(p, 0, bytes);
+			return p;
+		}
+	void *p = aligned_alloc(4096, (bytes + 4095) & ~(size_t)4095);
+	if (p)
+		memset(p, 0, bytes);
+	return p;
+}
+
+void host_keep_free(void *p, size_t bytes)
+{
+	if (!p)
+		return;
+	for (unsigned i = 0; i < KEPT; i++)
+		if (!kept[i].p) {
+			kept[i].p = p;
+			kept[i].bytes = bytes;
+			return;
+		}
+	free(p);
 }

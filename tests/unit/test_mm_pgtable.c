@@ -155,6 +155,32 @@ static void test_remap(void **state)
 	assert_int_equal(pt_remap(&s->pt, va, 0x30001, 0x40000), MM_EINVAL);
 }
 
+/* Markers live in unmapped 4 KiB entries: kept, read back, never taken
+ * for a mapping (lookup and unmap see nothing), overwritten by a map. */
+static void test_markers(void **state)
+{
+	struct mm_sim *s = *state;
+	struct pgtable *pt = &s->pt;
+	uint64_t va = 0xffffc00000200000ull, v;
+	assert_int_equal(pt_get_marker(pt, va, &v), MM_ENOENT);
+	assert_int_equal(pt_set_marker(pt, va, 0), MM_OK);             /* clearing nothing */
+	assert_int_equal(pt_set_marker(pt, va, 0x1235), MM_EINVAL);    /* present bit */
+	assert_int_equal(pt_set_marker(pt, va + 1, 0x1234), MM_EINVAL);
+	assert_int_equal(pt_set_marker(pt, va, 0x1234), MM_OK);
+	assert_int_equal(pt_get_marker(pt, va, &v), MM_OK);
+	assert_int_equal(v, 0x1234);
+	struct pt_walk w;
+	assert_int_equal(pt_lookup(pt, va, &w), MM_ENOENT);
+	assert_int_equal(pt_unmap(pt, va, NULL, NULL), MM_ENOENT);
+	assert_int_equal(pt_map(pt, va, 0x5000, PTE_W), MM_OK);
+	assert_int_equal(pt_get_marker(pt, va, &v), MM_ENOENT);
+	assert_int_equal(pt_set_marker(pt, va, 0x1234), MM_EEXIST);
+	assert_int_equal(pt_unmap(pt, va, NULL, NULL), MM_OK);
+	assert_int_equal(pt_set_marker(pt, va, 0x8000), MM_OK);
+	assert_int_equal(pt_set_marker(pt, va, 0), MM_OK);
+	assert_int_equal(pt_get_marker(pt, va, &v), MM_ENOENT);
+}
+
 static void test_map_range_picks_sizes(void **state)
 {
 	struct mm_sim *s = *state;
@@ -210,6 +236,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unmap_flushes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_markers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_range_picks_sizes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_table_oom, setup, teardown),
 	};
