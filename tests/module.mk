@@ -29,12 +29,18 @@ test_hostile_virtq_SRCS     := tests/unit/test_hostile_virtq.c $(PCI_LOGIC) $(VI
 # libFuzzer targets (clang-14, ASan + UBSan): used-ring processing, config
 # and feature handling (with everything a device can do after that), the
 # command line, PCI config space (bus walk, capability lists, the virtio
-# capability walk, MSI-X) and the ACPI MADT. `make fuzz` runs each for FUZZ_SECONDS; `make fuzz-smoke`
+# capability walk, MSI-X) and the ACPI MADT. `make fuzz` runs each until
+# FUZZ_RUNS executions (if set) or FUZZ_SECONDS, whichever comes first,
+# FUZZ_JOBS targets at a time, on a corpus kept in $(BUILD)/fuzz/corpus/
+# <target>/, and prints executions, exec/s and the corpus before and after,
+# e.g. `nice -n 19 make fuzz FUZZ_RUNS=10000000 FUZZ_SECONDS=3600`; `make fuzz-smoke`
 # (part of `make test`) runs each from its seed corpus (tests/fuzz/corpus/
 # <target>/) for a fixed number of inputs (<target>_SMOKE_RUNS, else
 # FUZZ_SMOKE_RUNS; a few seconds each) and writes $(BUILD)/results/fuzz.txt.
 FUZZ_CC         ?= clang-14
 FUZZ_SECONDS    ?= 60
+FUZZ_RUNS       ?= 0
+FUZZ_JOBS       ?= 1
 FUZZ_SMOKE_RUNS ?= 2000
 # the same as HOST_SUPPORT, which the Makefile defines only after including this file
 FUZZ_SUPPORT    := tests/unit/host_support.c kernel/lib/klog.c
@@ -65,7 +71,8 @@ $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_rule,$(t))))
 
 .PHONY: fuzz-smoke
 fuzz: $(FUZZ_BINS)
-	$(Q)python3 tests/fuzz/run_fuzz.py --build $(BUILD) --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+	$(Q)python3 tests/fuzz/run_fuzz.py --build $(BUILD) --seconds $(FUZZ_SECONDS) --runs $(FUZZ_RUNS) \
+		--jobs $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
 # Builds what it can (-k) so a target that does not compile is a FAIL line, not a stop.
 fuzz-smoke:
