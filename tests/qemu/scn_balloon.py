@@ -1,15 +1,19 @@
 """scn_balloon.py - the balloon end to end against real QEMU: QMP moves the
 target, the guest answers, and the host's own accounting (the QEMU process's
 RSS, the kernel's free huge pages) shows memory really released."""
+import subprocess
 import time
 
 from balloon_host import (app_check, app_fill, app_release_all, boot_to_prompt, console,
                           enable_stats, guest_mib, guest_stats, mem_info, rss_mib, set_target)
+from host_cgroup import (CgroupQemu, Unavailable, cg_oom_kills, cg_usage_mib, cg_write, in_cgroup_argv,
+                         memory_cgroup)
 from host_settings import overcommit
 from hugetlb import meminfo, pool_for_scenario, take_huge_pages
-from scenarios import check, scenario
+from scenarios import Skip, check, scenario
 
 RAM = 1024
+MIB = 1 << 20
 
 
 @scenario("balloon_4k_rss")
@@ -43,6 +47,66 @@ def balloon_4k_rss(ctx):
     check(rss_deflated >= rss_inflated + RAM // 2 - 96, "RSS did not grow when the guest reused the memory")
     app_check(vm)
     console(vm, "balloon check", r"balloon: books consistent", 30)
+
+
+@scenario("balloon_4k_reuse_limit")
+def balloon_4k_reuse_limit(ctx):
+    """Released means another process can have it, under a host memory limit:
+    a 4 KiB-backed guest inside a memory cgroup touches all its RAM; the limit
+    is set just above what the cgroup then holds (8 MiB of slack); the guest
+    inflates by half; a separate process in the same cgroup allocates and
+    touches as much as was ballooned. It can only succeed if the host got at
+    least 0.98 of the ballooned memory back: without ballooning it would be
+    OOM-killed (or QEMU would). Then it exits, the guest deflates, its data
+    checks. The cgroup is set up and removed by the test, even on failure."""
+    try:
+        cgctx = memory_cgroup(f"balloon-reuse-{ctx.name}-{time.monotonic_ns()}")
+        cg = cgctx.__enter__()
+    except Unavailable as e:
+        raise Skip(f"no memory limit to test under: {e}") from None
+    try:
+        vm = CgroupQemu(ctx.build, ctx.image, ctx.name, cgroup=cg, mem_mb=RAM)
+        ctx.vms.append(vm)
+        boot_to_prompt(vm)
+        app_fill(vm)                     # every page of guest RAM is now resident
+        app_release_all(vm)
+        time.sleep(0.5)
+        u_full = cg_usage_mib(cg)
+        limit = u_full + 8
+        cg_write(cg, "memory.limit_in_bytes", int(limit * MIB))
+        got, secs = set_target(vm, RAM // 2)
+        ballooned = RAM - got
+        check(ballooned >= RAM // 2 - 2, f"the balloon reached only {ballooned:.0f} MiB")
+        time.sleep(0.5)
+        u_inflated = cg_usage_mib(cg)
+        kills0 = cg_oom_kills(cg)
+        # The other process: dd allocates one buffer of bs bytes and fills it
+        # from /dev/zero, touching every page, inside the same limit.
+        take = int(ballooned)
+        taker = subprocess.run(in_cgroup_argv(cg, ["dd", "if=/dev/zero", "of=/dev/null", f"bs={take}M",
+                                                   "count=1", "status=none"]),
+                               capture_output=True, text=True, timeout=120)
+        kills = cg_oom_kills(cg) - kills0
+        alive = vm.proc.poll() is None
+        ctx.note(f"limit {limit:.0f} MiB = usage with all guest RAM touched + 8; inflate {ballooned:.0f} MiB "
+                 f"in {secs:.2f} s: cgroup usage {u_full:.0f} -> {u_inflated:.0f} MiB "
+                 f"(released {u_full - u_inflated:.0f} MiB, {(u_full - u_inflated) / ballooned:.3f} of it); "
+                 f"another process then took {take} MiB: exit {taker.returncode}, oom kills {kills}, "
+                 f"QEMU {'alive' if alive else 'DEAD'}")
+        check(alive, "QEMU died while the other process allocated")
+        check(taker.returncode == 0 and kills == 0,
+              f"the other process could not have the {take} MiB the balloon released "
+              f"(exit {taker.returncode}, {kills} OOM kills): {taker.stderr.strip()}")
+        check((u_full - u_inflated) / ballooned >= 0.98,
+              f"the cgroup's usage fell by only {u_full - u_inflated:.0f} MiB for {ballooned:.0f} MiB ballooned")
+        cg_write(cg, "memory.limit_in_bytes", -1)
+        got, _ = set_target(vm, RAM)
+        check(abs(got - RAM) < 2, f"deflate stopped at {got:.0f} MiB")
+        app_check(vm)
+        console(vm, "balloon check", r"balloon: books consistent", 30)
+    finally:
+        ctx.cleanup()
+        cgctx.__exit__(None, None, None)
 
 
 def hugetlb_run(ctx, share, reserve=True):

@@ -12,7 +12,6 @@ fails (the QEMUs are stopped first). A host without a usable cgroup v1 memory
 controller fails the scenario with the reason, as hugetlbfs does in
 scn_balloon.py: an unrunnable test is never counted as passed.
 """
-import contextlib
 import json
 import os
 import signal
@@ -22,71 +21,14 @@ import threading
 import time
 
 from balloon_host import app_check, boot_to_prompt, console, guest_mib, set_target
-from qemu import Qemu
+from host_cgroup import CgroupQemu, Unavailable, cg_int, cg_read, cg_write, memory_cgroup
 from scenarios import check, scenario
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BALLOOND = os.path.join(HERE, "..", "..", "tools", "balloond")
-CGROUP_ROOT = "/sys/fs/cgroup/memory"
 MIB = 1 << 20
 RAM = 512
 BALLOON_QOM = "/machine/peripheral/balloon0"
-
-
-class Unavailable(Exception):
-    pass
-
-
-def cg_read(cg, name):
-    with open(os.path.join(cg, name)) as f:
-        return f.read()
-
-
-def cg_int(cg, name):
-    return int(cg_read(cg, name).split()[0])
-
-
-def cg_write(cg, name, value):
-    with open(os.path.join(cg, name), "w") as f:
-        f.write(str(value))
-
-
-@contextlib.contextmanager
-def memory_cgroup(name):
-    """A fresh child of the v1 memory controller; removed on exit once its
-    processes are gone (the caller stops them first)."""
-    if os.geteuid() != 0:
-        raise Unavailable("a memory cgroup needs root")
-    if not os.path.exists(os.path.join(CGROUP_ROOT, "memory.limit_in_bytes")):
-        raise Unavailable(f"no cgroup v1 memory controller at {CGROUP_ROOT}")
-    path = os.path.join(CGROUP_ROOT, name)
-    try:
-        os.mkdir(path)
-    except OSError as e:
-        raise Unavailable(f"cannot create {path}: {e.strerror}") from None
-    try:
-        yield path
-    finally:
-        deadline = time.monotonic() + 15
-        while cg_read(path, "cgroup.procs").strip() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        try:
-            os.rmdir(path)
-        except OSError as e:
-            print(f"scn_balloond: could not remove {path}: {e}", file=sys.stderr)
-
-
-class CgroupQemu(Qemu):
-    """Our guest, started inside a cgroup: a shell puts itself in the cgroup
-    and execs QEMU (same pid), so every page QEMU ever touches is charged."""
-
-    def __init__(self, *a, cgroup, **kw):
-        super().__init__(*a, **kw)
-        self.cgroup = cgroup
-
-    def argv(self):
-        procs = os.path.join(self.cgroup, "cgroup.procs")
-        return ["sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh"] + super().argv()
 
 
 class Sampler(threading.Thread):
