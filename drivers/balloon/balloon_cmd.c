@@ -12,6 +12,7 @@
 #include "kclock.h"
 #include "kernel/lib/cmdline.h"
 #include "kernel/lib/console.h"
+#include "kernel/lib/wake.h"
 #include "kernel/arch/irq.h"
 #include "klog.h"
 #include "units.h"
@@ -72,6 +73,9 @@ static int apply_knobs(void)
 		klog("balloon: the host has set a target (%u pages): balloon.initial no longer applies",
 		     st.host_num_pages);
 	balloon_set_params(d->b, &p);   /* clamps say so themselves, one line each */
+	/* The console's poller runs after the balloon's in a round: without
+	 * this the new knobs wait for the next interrupt (a key, the host). */
+	wake_at(0);
 	return 0;
 }
 

@@ -514,5 +514,9 @@ int virtio_balloon_reset(void)
 	if (!d || !d->transport_up)
 		return -1;
 	recover(d, VB_REQUESTED);
+	/* The host's target still stands and the reset device will not say so
+	 * (no configuration change): the poller meets it again next round, not
+	 * only if it happens to run after the caller's (console) poller. */
+	wake_at(0);
 	return d->transport_up ? 0 : -1;
 }

@@ -694,6 +694,35 @@ static void test_device_gone(void **state)
 	hfx_destroy(x);
 }
 
+/* `balloon reset` on a healthy device: the balloon is deflated through the
+ * deflate queue first (the host is told: its count goes to 0 before the
+ * reset), then the device is reset and brought up again without using an
+ * attempt, and the host's target, which still stands, is met again. */
+static void test_requested_reset_deflates_first(void **state)
+{
+	(void)state;
+	struct hsys *x = make(27);
+	hdev_set_target(&x->dev, 6 * PAGES_PER_BLOCK);
+	settle_at(x, 6 * PAGES_PER_BLOCK);
+	host_klog_reset();
+	unsigned deflates = x->dev.elems_seen[1], resets = x->dev.resets_confirmed;
+	assert_int_equal(virtio_balloon_reset(), 0);
+	assert_true(x->dev.elems_seen[1] > deflates);       /* told through the deflate queue */
+	assert_int_equal(x->dev.resets_confirmed, resets + 2);   /* the reset, the new bring-up */
+	assert_int_equal(x->mem.nballoon, 0);
+	assert_int_equal(x->mem.frames_given, x->mem.frames_taken);
+	hfx_log_has("virtio-balloon: reset requested; deflated 12 MiB first; reset ok, 0 MiB (0 pages) reclaimed, "
+	            "bringing it up again");
+	assert_int_equal(x->vb->requested, 1);
+	assert_int_equal(x->vb->attempts, 0);
+	assert_int_equal(x->vb->drained, 6 * PAGES_PER_BLOCK);
+	settle_at(x, 6 * PAGES_PER_BLOCK);
+	hdev_set_target(&x->dev, 0);
+	settle_at(x, 0);
+	assert_all_back(x);
+	hfx_destroy(x);
+}
+
 /* The device writes garbage over the PFN arrays it was given (they are
  * device-readable, but nothing stops a device): the balloon's own records
  * decide what goes back. */
@@ -738,6 +767,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_needs_reset_but_reset_never_completes, hfx_teardown),
 		cmocka_unit_test_teardown(test_device_resets_itself, hfx_teardown),
 		cmocka_unit_test_teardown(test_device_gone, hfx_teardown),
+		cmocka_unit_test_teardown(test_requested_reset_deflates_first, hfx_teardown),
 		cmocka_unit_test_teardown(test_device_scribbles_pfn_arrays, hfx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
