@@ -6,6 +6,7 @@ asks for more than can be freed and the guest says how much and why.
 
 Skipped (not passed) where QEMU has no virtio-mem-pci or the host has not
 the ~4 GiB of free memory the guest may touch."""
+import os
 import re
 import subprocess
 import time
@@ -15,6 +16,7 @@ from scenarios import Skip, check, scenario
 
 MIB = 1 << 20
 GIB = 1 << 30
+CTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "balloonctl")
 VMEM = ["-object", "memory-backend-ram,id=vmem0,size=8G",
         "-device", "virtio-mem-pci,id=vm0,memdev=vmem0,requested-size=0,block-size=2M"]
 
@@ -55,6 +57,16 @@ def request(vm, nbytes, timeout=120):
     return size(vm), time.monotonic() - t0
 
 
+def ctl(vm, *args, timeout=120):
+    """tools/balloonctl on the guest's QMP socket (QEMU serves one client
+    at a time: ours is closed first and reopens on its next use)."""
+    if vm._qmp:
+        vm._qmp.close()
+        vm._qmp = None
+    p = subprocess.run([CTL, "--socket", vm.qmp_path, *args], capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout + p.stderr
+
+
 def vmem_status(vm):
     m = console(vm, "vmem", r"virtio-mem: (.*); plugged (\d+) MiB \(device says (\d+)\)", 20)
     return m.group(1), int(m.group(2)), int(m.group(3))
@@ -74,9 +86,20 @@ def vmem_plug_unplug(ctx):
     vm.wait_for(r"virtio-mem: region 0x[0-9a-f]+ \+ 8192 MiB, block 2 MiB", 120)
     vm.wait_for(r"boot: ready", 60)
 
-    got, secs = request(vm, 2 * GIB)
+    # The host side through balloonctl: read, refuse what QEMU would refuse, plug.
+    rc, out = ctl(vm, "vmem")
+    check(rc == 0 and re.search(r"virtio-mem vm0: plugged 0 MiB, requested 0 MiB, region 8192 MiB at 0x[0-9a-f]+, "
+                                r"block 2 MiB", out), f"balloonctl vmem: rc {rc}, {out!r}")
+    for bad, why in (("3M", "not a multiple of the device's block size"), ("9G", "more than the device's region")):
+        rc, out = ctl(vm, "vmem", "set", bad)
+        check(rc == 2 and why in out, f"balloonctl vmem set {bad}: rc {rc}, {out!r}")
+    t0 = time.monotonic()
+    rc, out = ctl(vm, "vmem", "set", "2G", "--wait", "60")
+    secs = time.monotonic() - t0
+    check(rc == 0 and "reached: plugged 2048 MiB" in out, f"balloonctl vmem set 2G: rc {rc}, {out!r}")
+    got = size(vm)
     check(got == 2 * GIB, f"QEMU's plugged size is {got >> 20} MiB, asked for 2048")
-    ctx.note(f"plug 2048 MiB: {secs:.2f} s (QMP size polled)")
+    ctx.note(f"plug 2048 MiB: {secs:.2f} s (balloonctl vmem set 2G --wait, a process start included)")
     state, plugged, dev = vmem_status(vm)
     check((state, plugged, dev) == ("at target", 2048, 2048), f"vmem says {state}, {plugged}/{dev} MiB")
 
@@ -122,3 +145,10 @@ def vmem_plug_unplug(ctx):
           f"nothing beyond the {free_blocks} free blocks was unplugged ({got >> 20} MiB left)")
     console(vm, "app check", rf"app: check ok, {held} MiB verified", 900)
     console(vm, "vmem check", r"vmem: books consistent", 20)
+    # balloonctl's bounded wait says where the guest stopped and why it may have.
+    rc, out = ctl(vm, "vmem", "set", "0", "--wait", "1")
+    check(rc == 4 and f"stopped at {got >> 20} MiB plugged" in out and "the guest unplugged nothing" in out
+          and "minimum free memory" in out,
+          f"balloonctl vmem set 0 --wait 1 on a guest that cannot: rc {rc}, {out!r}")
+    rc, out = ctl(vm, "vmem")
+    check(rc == 0 and f"plugged {got >> 20} MiB, requested 0 MiB" in out, f"balloonctl vmem: rc {rc}, {out!r}")
