@@ -6,7 +6,7 @@
 # Linked into the kernel; they run in this order with `selftest`.
 KERNEL_SRCS += tests/guest/core_tests.c tests/guest/mm_tests.c tests/guest/virtio_balloon_tests.c \
                tests/guest/balloon_feature_tests.c tests/guest/balloon_recovery_tests.c \
-               tests/guest/app_tests.c
+               tests/guest/app_tests.c tests/guest/vmem_tests.c
 
 # ---------------------------------------------------------------- hostile devices
 # The whole driver stack (the kernel's device shell virtio_balloon.c,

@@ -5,7 +5,8 @@
  * (default: every test not marked off-by-default; a comma list of names, where
  * `default` stands for that set), one line each, then the closing line and the
  * verdict for the caller (kernel/main.c powers off with it). A name that matches no test is itself a failure:
- * a typo must not turn into a silent pass.
+ * a typo must not turn into a silent pass. A test that skips (ST_SKIP: what it
+ * needs is not there) counts neither way.
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 extern const struct selftest __start_selftests[], __stop_selftests[];
 
 int selftest_mode;
+const char *selftest_skip_reason;
 static char selftest_list[256] = "default";
 CMDLINE_FLAG(selftest, "selftest", &selftest_mode, "run the in-guest self-tests and power off with the verdict");
 CMDLINE_STRING(selftest_tests, "selftest.tests", selftest_list, "comma list of tests; 'default' = all default-on tests");
@@ -33,7 +35,7 @@ static int in_list(const char *name, int off_by_default)
 
 int selftest_run(void)
 {
-	unsigned passed = 0, failed = 0;
+	unsigned passed = 0, failed = 0, skipped = 0;
 	const struct selftest *t;
 
 	printf("selftest: running tests '%s'\n", selftest_list);
@@ -60,16 +62,25 @@ int selftest_run(void)
 		if (!in_list(t->name, t->off_by_default))
 			continue;
 		uint64_t start = clock_ns();
+		selftest_skip_reason = NULL;
 		int rc = t->fn();
 		uint64_t ms = (clock_ns() - start) / NS_PER_MS;
 		fflush(stdout);
+		if (rc == ST_SKIPPED) {
+			printf("selftest: SKIP %s (%s)\n", t->name, selftest_skip_reason ? selftest_skip_reason : "?");
+			skipped++;
+			continue;
+		}
 		printf("selftest: %s %s (%llu ms)\n", rc ? "FAIL" : "PASS", t->name, (unsigned long long)ms);
 		if (rc)
 			failed++;
 		else
 			passed++;
 	}
-	printf("selftest: %u passed, %u failed\n", passed, failed);
+	if (skipped)
+		printf("selftest: %u passed, %u failed, %u skipped\n", passed, failed, skipped);
+	else
+		printf("selftest: %u passed, %u failed\n", passed, failed);
 	fflush(stdout);
 	return failed == 0 && passed > 0;
 }

@@ -11,6 +11,10 @@
  *
  * SELFTEST_OPT(name) registers a test that runs only when named on the command
  * line (selftest=default,name): the deliberately failing test uses it.
+ *
+ * ST_SKIP("why") ends a test that cannot run on this machine (a device it
+ * needs is absent): "selftest: SKIP name (why)", counted as skipped - never
+ * as passed, and not as failed either.
  */
 #ifndef KERNEL_SELFTEST_H
 #define KERNEL_SELFTEST_H
@@ -38,6 +42,10 @@ extern int selftest_mode;
 
 /* Run the chosen tests; 1 if every one passed (and at least one ran), else 0. */
 int selftest_run(void);
+
+#define ST_SKIPPED 2
+extern const char *selftest_skip_reason;
+#define ST_SKIP(why_) do { selftest_skip_reason = (why_); return ST_SKIPPED; } while (0)
 
 #define ST_ASSERT(cond) do { if (!(cond)) ST_FAIL("assertion failed: %s", #cond); } while (0)
 
