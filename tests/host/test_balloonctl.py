@@ -34,6 +34,7 @@ class FakeVmemQmp:
             {"id": "vm0", "memdev": "/objects/vmem0", "memaddr": 4 * G, "block-size": 2 * M,
              "size": 0, "requested-size": 0, "max-size": 8 * G, "node": 0}]
         self.lag, self.stuck, self.stop_at = lag, stuck, stop_at
+        self.dimm = 0
         self.sent = []
 
     def execute(self, cmd, args=None):
@@ -41,6 +42,8 @@ class FakeVmemQmp:
         if cmd == "query-memory-devices":
             return [{"type": "virtio-mem", "data": dict(d)} for d in self.devices] + \
                    [{"type": "dimm", "data": {"id": "d0"}}]
+        if cmd == "query-memory-size-summary":
+            return {"base-memory": 1 * G, "plugged-memory": sum(d["size"] for d in self.devices) + self.dimm}
         if cmd == "qom-list":
             return [{"name": f"device[{i}]", "type": "child<virtio-mem-pci>"} for i in range(len(self.devices))]
         dev = self._dev(args["path"])
@@ -146,6 +149,17 @@ class Parsing(unittest.TestCase):
         rc, err = main_rc("--socket", "/nonexistent/qmp.sock", "vmem")
         self.assertEqual(rc, bc.EXIT_NOCONN)
         self.assertIn("no QMP socket", err)
+
+
+class BalloonRam(unittest.TestCase):
+    def test_virtio_mem_is_not_balloon_ram(self):
+        """QEMU's balloon counts boot RAM and DIMMs, not virtio-mem's plugged memory."""
+        q = FakeVmemQmp()
+        q.devices[0]["size"] = 1 * G
+        self.assertEqual(bc.ram_bytes(q), 1 * G)
+        q.dimm = 512 * M
+        self.assertEqual(bc.ram_bytes(q), 1 * G + 512 * M)
+        self.assertEqual(bc.ram_bytes(FakeVmemQmp(devices=[])), 1 * G)
 
 
 class SizeChecks(unittest.TestCase):
