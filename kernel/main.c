@@ -57,12 +57,30 @@ static void print_banner(const struct boot_info *bi)
 	printf("cmdline (%s): '%s'\n", bi->cmdline_source < 3 ? src[bi->cmdline_source] : "?", bi->cmdline);
 }
 
+/* Where boot time goes: the slowest initcalls, printed with the ready line
+ * (so a slow driver is one look away, not a bisection). */
+#define INIT_SLOWEST 4
+static struct { const char *name; uint64_t ns; } init_slow[INIT_SLOWEST];
+
+static void note_initcall_time(const char *name, uint64_t ns)
+{
+	int i = INIT_SLOWEST - 1;
+	if (ns <= init_slow[i].ns)
+		return;
+	for (; i > 0 && init_slow[i - 1].ns < ns; i--)
+		init_slow[i] = init_slow[i - 1];
+	init_slow[i].name = name;
+	init_slow[i].ns = ns;
+}
+
 static void run_initcalls(void)
 {
 	for (int level = INIT_MM; level <= INIT_APP; level++)
 		for (const struct initcall *c = __start_initcalls; c < __stop_initcalls; c++)
 			if (c->level == level) {
+				uint64_t t0 = clock_ns();
 				int rc = c->fn();
+				note_initcall_time(c->name, clock_ns() - t0);
 				if (rc)
 					klog("init: %s failed (%d)", c->name, rc);
 			}
@@ -75,6 +93,8 @@ static void run_initcalls(void)
  * Without a working timer it never sleeps past a deadline: it spins with
  * pause instead (and says so once, at boot).
  */
+#define CONSOLE_SLICE_NS 1000000ull
+
 static void __attribute__((noreturn)) work_loop(void)
 {
 	printf("> ");
@@ -84,6 +104,14 @@ static void __attribute__((noreturn)) work_loop(void)
 		for (const struct poller *p = __start_pollers; p < __stop_pollers; p++)
 			p->fn(now);
 		fflush(stdout);
+		/* Console output goes out here, in slices of about a millisecond,
+		 * so a burst of logging never holds the pollers up for long. */
+		uint64_t t_out = clock_ns();
+		while (serial_drain(256))
+			if (clock_ns() - t_out > CONSOLE_SLICE_NS) {
+				wake_at(0);
+				break;
+			}
 		uint64_t due = wake_take();
 		irq_disable();
 		/* An interrupt while the pollers ran: its poller may not have seen
@@ -133,8 +161,11 @@ void kmain(const struct boot_info *bi_loader)
 	boot_ready_ns_after_exit = (uint64_t)(((unsigned __int128)(rdtsc() - bi->tsc_exit_boot) * 1000000000u) / hz);
 	uint64_t loader_ns = bi->tsc_exit_boot > bi->tsc_loader_entry ?
 		(uint64_t)(((unsigned __int128)(bi->tsc_exit_boot - bi->tsc_loader_entry) * 1000000000u) / hz) : 0;
-	printf("boot: ready %lu us after ExitBootServices (loader ran %lu us)\n",
+	printf("boot: ready %lu us after ExitBootServices (loader ran %lu us); slowest set-up:",
 	       boot_ready_ns_after_exit / 1000, loader_ns / 1000);
+	for (int i = 0; i < INIT_SLOWEST && init_slow[i].name; i++)
+		printf(" %s %lu us", init_slow[i].name, init_slow[i].ns / 1000);
+	printf("\n");
 
 	if (selftest_mode) {
 		mm_online_all();        /* the tests count every frame */

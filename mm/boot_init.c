@@ -140,12 +140,18 @@ static int is_boot_ram(uint32_t t)
  * firmware and devices like, and out of the way of early allocations. */
 static uint64_t place_meta(const struct boot_info *bi, uint64_t bytes)
 {
-	uint64_t pages = (bytes + PAGE_SIZE - 1) >> PAGE_SHIFT;
+	uint64_t len = (bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 	for (uint32_t i = bi->mmap_count; i-- > 0;) {
 		const struct boot_mem_region *r = &bi->mmap[i];
-		if (r->type == BOOT_MEM_USABLE && r->pages >= pages &&
-		    r->base + r->pages * PAGE_SIZE <= bi->max_phys)
-			return r->base + (r->pages - pages) * PAGE_SIZE;
+		uint64_t end = r->base + r->pages * PAGE_SIZE;
+		if (r->type != BOOT_MEM_USABLE || r->pages * PAGE_SIZE < len || end > bi->max_phys)
+			continue;
+		/* Start on a 2 MiB boundary when the region allows: what boot
+		 * writes first (tables, the first sections' metadata) then sits
+		 * in one 2 MiB page of the host's, and the host populates one
+		 * huge page instead of two (each costs milliseconds under TCG). */
+		uint64_t at = (end - len) & ~(PT_SIZE_2M - 1);
+		return at >= r->base ? at : end - len;
 	}
 	return 0;
 }

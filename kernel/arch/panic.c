@@ -61,6 +61,7 @@ static void __attribute__((noreturn)) die(void)
 void panic(const char *fmt, ...)
 {
 	irq_disable();
+	serial_sync();
 	if (in_panic++) {
 		serial_puts("\nPANIC (nested)\n");
 		die();
@@ -78,6 +79,7 @@ void panic(const char *fmt, ...)
 void panic_trap(struct trap_frame *tf)
 {
 	irq_disable();
+	serial_sync();
 	if (in_panic++) {
 		serial_puts("\nPANIC (nested trap)\n");
 		die();

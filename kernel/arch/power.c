@@ -16,6 +16,7 @@ typedef void (__attribute__((ms_abi)) *efi_reset_system_fn)(int type, uint64_t s
 
 void power_off(int pass)
 {
+	serial_sync();          /* everything printed so far goes out first */
 	irq_disable();
 	outl(ISA_DEBUG_EXIT_PORT, pass ? EXIT_CODE_PASS : EXIT_CODE_FAIL);
 

@@ -1,5 +1,6 @@
 /* serial.c - see serial.h. */
 #include "kernel/arch/serial.h"
+#include <string.h>
 #include "hw/io.h"
 
 #define COM1 0x3f8
@@ -49,17 +50,77 @@ int serial_getc(void)
 	return -1;
 }
 
+/*
+ * Output is buffered: each character the UART takes is a port write that an
+ * emulator handles one by one (~6 us each under TCG), so a kernel printing
+ * synchronously would spend its boot, and any busy moment, waiting for the
+ * console. serial_write only appends to a ring (interrupts off around it:
+ * an interrupt handler may log too); the work loop drains it in bounded
+ * slices (serial_drain). If the ring is full, the writer drains it itself:
+ * output is delayed, never lost. serial_sync (panic, power-off) empties the
+ * ring and makes every later write synchronous.
+ */
+#define RING 65536
+static char ring[RING];
+static uint32_t r_head, r_tail;     /* bytes [tail, head) wait, indices mod RING */
+static int sync_mode;
+
+static size_t drain_locked(size_t max)
+{
+	size_t n = 0;
+	while (r_tail != r_head && n < max) {
+		serial_putc(ring[r_tail % RING]);
+		r_tail++;
+		n++;
+	}
+	return n;
+}
+
+static void put_locked(char c)
+{
+	if (r_head - r_tail == RING)
+		drain_locked(RING / 4);
+	ring[r_head % RING] = c;
+	r_head++;
+}
+
 void serial_write(const char *s, size_t len)
 {
+	if (sync_mode) {
+		for (size_t i = 0; i < len; i++) {
+			if (s[i] == '\n')
+				serial_putc('\r');
+			serial_putc(s[i]);
+		}
+		return;
+	}
+	uint64_t flags = irq_save();
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] == '\n')
-			serial_putc('\r');
-		serial_putc(s[i]);
+			put_locked('\r');
+		put_locked(s[i]);
 	}
+	irq_restore(flags);
 }
 
 void serial_puts(const char *s)
 {
-	while (*s)
-		serial_write(s++, 1);
+	serial_write(s, strlen(s));
+}
+
+int serial_drain(size_t max)
+{
+	uint64_t flags = irq_save();
+	drain_locked(max);
+	int more = r_tail != r_head;
+	irq_restore(flags);
+	return more;
+}
+
+void serial_sync(void)
+{
+	uint64_t flags = irq_save();
+	drain_locked(RING);
+	sync_mode = 1;
+	irq_restore(flags);
 }

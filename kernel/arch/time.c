@@ -70,11 +70,21 @@ int time_init(uint64_t loader_tsc_hz)
 	uint64_t cpuid_hz = cpuid_tsc_hz();
 	uint64_t guess = loader_tsc_hz >= 10000000ull ? loader_tsc_hz : cpuid_hz;
 	uint64_t limit = guess ? guess / 10 : 4000000000ull;
-	/* One 10 ms PIT run is enough when it agrees with the loader's figure
-	 * (measured against UEFI's Stall); otherwise take the median of three so
-	 * a run stretched by the host does not skew the clock - unless the first
-	 * run found no PIT at all, which two more would only confirm slowly. */
-	uint64_t hz = tsc_hz_from_pit(pit_measure(11932, limit), 11932);
+	/* The loader measured the rate against UEFI's Stall over a longer
+	 * time: a 1 ms PIT run that agrees with it (within 2%) confirms it, and
+	 * boot does not wait 10 ms for a figure it has. Otherwise (no loader
+	 * figure, or they disagree) take the median of three 10 ms PIT runs so
+	 * a run stretched by the host does not skew the clock - unless the
+	 * first run found no PIT at all, which more would only confirm slowly. */
+	uint64_t hz = 0;
+	if (loader_tsc_hz >= 10000000ull) {
+		hz = tsc_hz_from_pit(pit_measure(1193, limit / 10), 1193);
+		if (hz && within_2pct(hz, loader_tsc_hz)) {
+			set_rate(loader_tsc_hz);
+			return 0;
+		}
+	}
+	hz = tsc_hz_from_pit(pit_measure(11932, limit), 11932);
 	if (hz && (!loader_tsc_hz || !within_2pct(hz, loader_tsc_hz))) {
 		uint64_t r[3] = { hz, tsc_hz_from_pit(pit_measure(11932, limit), 11932),
 		                  tsc_hz_from_pit(pit_measure(11932, limit), 11932) };
