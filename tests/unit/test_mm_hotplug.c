@@ -236,9 +236,10 @@ static void test_hot_remove_moves_movable(void **state)
 	teardown(&s);
 }
 
-/* Refusals leave everything as it was: an unmovable frame pins its block,
- * a lent (balloon) block is not ours to give, and without room outside the
- * range the movable frames cannot go. */
+/* Refusals leave everything as it was: the block of a page table (boot RAM)
+ * is unmovable, a movable frame whose mapping does not point back cannot be
+ * moved, and without room outside the range the movable frames cannot go.
+ * (Hot-added blocks are never lent to the balloon: test_hot_add_above.) */
 static void test_hot_remove_refusals(void **state)
 {
 	struct mm_sim s;
@@ -303,23 +304,7 @@ static void test_deferred_online(void **state)
 	mm_sim_fini(&none);
 
 	struct mm_sim d;
-	memset(&d, 0, sizeof d);
-	/* Build by hand with defer set. */
-	d.ram_bytes = 8 * GIB + 512 * MIB_;
-	d.ram = mmap(NULL, d.ram_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	assert_true(d.ram != MAP_FAILED);
-	struct fa_meta m = all.fa.meta;     /* reuse the sizes, not the windows */
-	uint64_t maxb = d.ram_bytes >> 21;
-	size_t sizes[5] = { maxb * 512 * 8, maxb * 512, maxb * sizeof(struct mblock), maxb * 4, maxb / 64 + 1 };
-	for (int k = 0; k < 5; k++) {
-		d.win_bytes[k] = (sizes[k] + 4095) & ~(size_t)4095;
-		d.win[k] = mmap(NULL, d.win_bytes[k], PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		assert_true(d.win[k] != MAP_FAILED);
-	}
-	m.owner = d.win[0]; m.desc = d.win[1]; m.blocks = d.win[2]; m.scratch = d.win[3]; m.sections = d.win[4];
-	m.ctx = &d;
-	m.defer = 1;
-	assert_int_equal(fa_init_meta(&d.fa, r, 3, &m), MM_OK);
+	assert_int_equal(mm_sim_init_sparse_defer(&d, r, 3, 8 * GIB + 512 * MIB_, 0, 1), 0);
 	assert_int_equal(d.fa.total, 0);
 	assert_false(fa_pfn_present(&d.fa, 0));
 	uint64_t n;

@@ -48,6 +48,14 @@ const struct pt_ops mm_sim_pt_ops = {
 	.flush_tlb = sim_flush,
 };
 
+static int sim_pt_init(struct mm_sim *s)
+{
+	if (pt_init(&s->pt, &mm_sim_pt_ops, s) != MM_OK)
+		return -1;
+	s->pt_ready = 1;
+	return 0;
+}
+
 int mm_sim_init(struct mm_sim *s, const struct boot_mem_region *r, size_t n, int with_pt)
 {
 	memset(s, 0, sizeof *s);
@@ -63,12 +71,7 @@ int mm_sim_init(struct mm_sim *s, const struct boot_mem_region *r, size_t n, int
 		return -1;
 	if (fa_init(&s->fa, r, n, s->meta, meta_bytes) != MM_OK)
 		return -1;
-	if (with_pt) {
-		if (pt_init(&s->pt, &mm_sim_pt_ops, s) != MM_OK)
-			return -1;
-		s->pt_ready = 1;
-	}
-	return 0;
+	return with_pt ? sim_pt_init(s) : 0;
 }
 
 static int sim_populate(void *ctx, void *p, size_t bytes)
@@ -94,6 +97,12 @@ static void *reserve(size_t bytes)
 int mm_sim_init_sparse(struct mm_sim *s, const struct boot_mem_region *r, size_t n,
                        uint64_t ram_end, int with_pt)
 {
+	return mm_sim_init_sparse_defer(s, r, n, ram_end, with_pt, 0);
+}
+
+int mm_sim_init_sparse_defer(struct mm_sim *s, const struct boot_mem_region *r, size_t n,
+                             uint64_t ram_end, int with_pt, int defer)
+{
 	memset(s, 0, sizeof *s);
 	s->ram_bytes = (ram_end + PT_SIZE_2M - 1) & ~(PT_SIZE_2M - 1);
 	s->ram = mmap(NULL, s->ram_bytes, PROT_READ | PROT_WRITE,
@@ -111,15 +120,11 @@ int mm_sim_init_sparse(struct mm_sim *s, const struct boot_mem_region *r, size_t
 	struct fa_meta m = {
 		.owner = s->win[0], .desc = s->win[1], .blocks = s->win[2], .scratch = s->win[3],
 		.sections = s->win[4], .max_blocks = maxb, .populate = sim_populate, .ctx = s,
+		.defer = defer,
 	};
 	if (fa_init_meta(&s->fa, r, n, &m) != MM_OK)
 		return -1;
-	if (with_pt) {
-		if (pt_init(&s->pt, &mm_sim_pt_ops, s) != MM_OK)
-			return -1;
-		s->pt_ready = 1;
-	}
-	return 0;
+	return with_pt ? sim_pt_init(s) : 0;
 }
 
 int mm_sim_init_flat(struct mm_sim *s, uint64_t mib, int with_pt)

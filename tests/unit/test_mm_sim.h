@@ -39,6 +39,9 @@ int mm_sim_init_flat(struct mm_sim *s, uint64_t mib, int with_pt);
  * (MAP_NORESERVE) up to ram_end so memory can be hot-added below it. */
 int mm_sim_init_sparse(struct mm_sim *s, const struct boot_mem_region *r, size_t n,
                        uint64_t ram_end, int with_pt);
+/* The same with fa_meta.defer: no section online until fa_online_boot. */
+int mm_sim_init_sparse_defer(struct mm_sim *s, const struct boot_mem_region *r, size_t n,
+                             uint64_t ram_end, int with_pt, int defer);
 void mm_sim_fini(struct mm_sim *s);
 void *mm_sim_p2v(struct mm_sim *s, uint64_t pa);
 /* Host pointer to the byte mapped at `va` in s->pt, NULL if unmapped. */
