@@ -118,6 +118,19 @@ static int meta_populate(void *ctx, void *p, size_t bytes)
 	return MM_OK;
 }
 
+/* The whole pages of [p, p + bytes) go back to the allocator (hot-removed
+ * sections' descriptors and owner words). */
+static void meta_depopulate(void *ctx, void *p, size_t bytes)
+{
+	uint64_t va = ((uint64_t)(uintptr_t)p + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1);
+	uint64_t end = ((uint64_t)(uintptr_t)p + bytes) & ~(uint64_t)(PAGE_SIZE - 1);
+	for (; va < end; va += PAGE_SIZE) {
+		uint64_t pa;
+		if (pt_unmap(&mmk.pt, va, &pa, NULL) == MM_OK && fa_free(&mmk.fa, pa >> PAGE_SHIFT, 0) == MM_OK)
+			mmk.meta_pages--;
+	}
+}
+
 /* Page-table pages the boot mappings may need, an upper bound: per region
  * its edges and its 1 GiB directories, the kernel image, and per metadata
  * section its windows' tables. */
@@ -364,7 +377,7 @@ static int mm_boot_init(void)
 		.owner = (uint64_t *)META_OWNER, .desc = (uint8_t *)META_DESC,
 		.blocks = (struct mblock *)META_BLOCKS, .scratch = (uint32_t *)META_SCRATCH,
 		.sections = (uint8_t *)META_SECTIONS, .max_blocks = META_MAX_BLOCKS,
-		.populate = meta_populate, .defer = 1,
+		.populate = meta_populate, .depopulate = meta_depopulate, .defer = 1,
 	};
 	/* Boot brings online only the section(s) of the carved range and enough
 	 * low memory for the drivers' set-up; the rest comes online from the

@@ -150,6 +150,10 @@ struct fa_meta {
 	uint8_t       *sections;    /* max_blocks / 64, rounded up: 1 = present */
 	uint64_t       max_blocks;  /* < FA_NIL */
 	int (*populate)(void *ctx, void *p, size_t bytes);
+	/* Optional: give back the memory behind [p, p + bytes) (page aligned,
+	 * no longer read): a section whose memory was all hot-removed returns
+	 * its frame descriptors and owner words (98% of its metadata). */
+	void (*depopulate)(void *ctx, void *p, size_t bytes);
 	void *ctx;
 	int defer;                  /* fa_init_meta brings no section online: fa_online_boot does */
 };

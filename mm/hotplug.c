@@ -131,6 +131,30 @@ static int evacuate(struct frame_alloc *fa, struct pgtable *pt, uint64_t idx)
 	return MM_OK;
 }
 
+/* A section none of whose blocks holds RAM any more goes absent and gives
+ * back its descriptors and owner words (page aligned per section); its block
+ * headers stay, small and shared with neighbours. Metadata then costs
+ * nothing for memory that was unplugged, as for memory never plugged. */
+static void sections_release(struct frame_alloc *fa, uint64_t s0, uint64_t s1)
+{
+	for (uint64_t s = s0; s < s1; s++) {
+		if (!fa->sections[s] || !fa->meta.depopulate)
+			continue;
+		uint64_t b0 = s << FA_SECTION_SHIFT, b1 = b0 + FA_SECTION_BLOCKS;
+		if (b1 > fa->max_blocks)
+			b1 = fa->max_blocks;
+		int empty = 1;
+		for (uint64_t b = b0; b < b1 && b < fa->nblocks && empty; b++)
+			empty = fa->blocks[b].kind == BK_ABSENT;
+		if (!empty)
+			continue;
+		fa->sections[s] = 0;
+		uint64_t f0 = b0 << BLOCK_ORDER, nf = (b1 - b0) << BLOCK_ORDER;
+		fa->meta.depopulate(fa->meta.ctx, fa->owner + f0, nf * sizeof(uint64_t));
+		fa->meta.depopulate(fa->meta.ctx, fa->desc + f0, nf);
+	}
+}
+
 int fa_hot_remove(struct frame_alloc *fa, struct pgtable *pt, uint64_t pfn, uint64_t count,
                   uint64_t *moved)
 {
@@ -185,5 +209,6 @@ int fa_hot_remove(struct frame_alloc *fa, struct pgtable *pt, uint64_t pfn, uint
 		blk->hint = 0;
 		blk->kind = BK_ABSENT;
 	}
+	sections_release(fa, b0 >> FA_SECTION_SHIFT, ((uint64_t)(b1 - 1) >> FA_SECTION_SHIFT) + 1);
 	return MM_OK;
 }

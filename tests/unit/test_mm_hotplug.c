@@ -181,6 +181,18 @@ static void test_hot_remove_free(void **state)
 	assert_int_equal(mprotect(s.ram + GIB, 64 * MIB_, PROT_READ | PROT_WRITE), 0);
 	/* Back in again. */
 	assert_int_equal(fa_hot_add(&s.fa, g, n / 2), MM_OK);
+	assert_int_equal(s.depopulated, 0);      /* its section still has RAM */
+	/* All of it gone: the section's descriptors and owner words go back
+	 * (the windows turn PROT_NONE again), and it can come back later. */
+	assert_int_equal(fa_hot_remove(&s.fa, &s.pt, g, n, NULL), MM_OK);
+	assert_false(fa_pfn_present(&s.fa, g));
+	assert_int_equal(s.depopulated, 64 * 512 * 9);
+	assert_consistent(&s.fa);
+	assert_int_equal(fa_hot_add(&s.fa, g + 512, 512), MM_OK);
+	uint64_t pfn2;
+	while (fa_alloc_movable(&s.fa, VA, &pfn2) == MM_OK && pfn2 < g)
+		;
+	assert_int_equal(pfn2, g + 512);
 	teardown(&s);
 }
 

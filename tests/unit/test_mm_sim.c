@@ -88,6 +88,17 @@ static int sim_populate(void *ctx, void *p, size_t bytes)
 	return MM_OK;
 }
 
+static void sim_depopulate(void *ctx, void *p, size_t bytes)
+{
+	struct mm_sim *s = ctx;
+	uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095, z = ((uintptr_t)p + bytes) & ~(uintptr_t)4095;
+	if (z <= a)
+		return;
+	madvise((void *)a, z - a, MADV_DONTNEED);
+	mprotect((void *)a, z - a, PROT_NONE);    /* touching it again crashes the test */
+	s->depopulated += z - a;
+}
+
 static void *reserve(size_t bytes)
 {
 	void *p = mmap(NULL, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -119,7 +130,8 @@ int mm_sim_init_sparse_defer(struct mm_sim *s, const struct boot_mem_region *r, 
 	}
 	struct fa_meta m = {
 		.owner = s->win[0], .desc = s->win[1], .blocks = s->win[2], .scratch = s->win[3],
-		.sections = s->win[4], .max_blocks = maxb, .populate = sim_populate, .ctx = s,
+		.sections = s->win[4], .max_blocks = maxb, .populate = sim_populate,
+		.depopulate = sim_depopulate, .ctx = s,
 		.defer = defer,
 	};
 	if (fa_init_meta(&s->fa, r, n, &m) != MM_OK)

@@ -20,6 +20,7 @@ struct mm_sim {
 	void *win[5];
 	size_t win_bytes[5];
 	uint64_t populated;      /* bytes made accessible */
+	uint64_t depopulated;    /* bytes given back (and made inaccessible again) */
 	int populate_fail_after; /* > 0: that many more populate calls succeed */
 	uint8_t *ram;            /* physical address 0 */
 	uint64_t ram_bytes;
