@@ -4,6 +4,7 @@
  * putting blocks back when the device refused. Talks to memory only through
  * the mem ops (vmem.h); no device access.
  */
+#include <string.h>
 #include "drivers/virtio_mem/internal.h"
 
 int vmem_find_plug_run(const struct vmem *v, uint64_t limit, uint64_t max, uint64_t *first, uint64_t *n)
@@ -56,8 +57,12 @@ void vmem_batch_sort(struct vmem *v)
 }
 
 /* Classes, best first (vmem.h): what unplugging the block costs the guest
- * and gives the host. */
-enum { CL_FREE_RESIDENT, CL_FREE, CL_MOVABLE, CL_PINNED };
+ * and gives the host. CL_MOVABLE_FITS: a movable block among the fewest-used
+ * ones whose data the free frames of the other partly used plugged blocks
+ * can take - memory the host backs, so emptying it releases a whole host
+ * page without making another one resident, which a free block the host
+ * never backed does not. */
+enum { CL_FREE_RESIDENT, CL_MOVABLE_FITS, CL_FREE, CL_MOVABLE, CL_PINNED };
 
 /* The class of device block idx, and its used frames (what must move). */
 static int classify(const struct vmem *v, uint64_t idx, uint64_t *used)
@@ -142,8 +147,29 @@ unsigned vmem_choose_unplug(struct vmem *v, uint64_t want, uint64_t now)
 		return v->batch_n;
 	}
 
-	/* 3. The best `lim` online blocks by class, then fewest used frames. */
-	static struct cand top[VMEM_BATCH];   /* one core, one caller at a time */
+	/* 3. How many movable blocks the others can absorb: with P partly used
+	 * movable device blocks holding `room` free frames between them, any
+	 * k <= room / (frames per device block) of them can be emptied into the
+	 * rest (their data fits in P - k blocks). Take the fewest-used k: a
+	 * histogram of used frames (in 2 MiB-block units) finds the cut. */
+	static uint32_t hist[PAGES_PER_BLOCK + 1];   /* one core, one caller at a time */
+	memset(hist, 0, sizeof hist);
+	uint64_t room = 0;
+	for (uint64_t w = 0; w < (v->nblocks + 63) / 64; w++)
+		for (uint64_t on = v->online[w]; on; on &= on - 1) {
+			uint64_t used;
+			if (classify(v, w * 64 + (unsigned)__builtin_ctzll(on), &used) != CL_MOVABLE)
+				continue;
+			room += v->pages_per_dblock - used;
+			hist[used / v->sub]++;
+		}
+	uint64_t fits = room / v->pages_per_dblock, cum = 0;
+	int cut = -1;      /* movable blocks with used / sub <= cut are CL_MOVABLE_FITS */
+	while (cut < (int)PAGES_PER_BLOCK && cum + hist[cut + 1] <= fits)
+		cum += hist[++cut];
+
+	/* 4. The best `lim` online blocks by class, then fewest used frames. */
+	static struct cand top[VMEM_BATCH];
 	unsigned nt = 0;
 	uint64_t pinned = 0;
 	for (uint64_t w = 0; w < (v->nblocks + 63) / 64; w++) {
@@ -157,12 +183,15 @@ unsigned vmem_choose_unplug(struct vmem *v, uint64_t want, uint64_t now)
 				pinned++;
 				continue;
 			}
+			if (cls == CL_MOVABLE && (int)(used / v->sub) <= cut)
+				cls = CL_MOVABLE_FITS;
 			consider(top, &nt, (unsigned)lim, (uint32_t)idx, ((uint64_t)cls << 40) | used);
 		}
 	}
 
-	/* 4. Take them out, best first: free blocks leave before movable ones
-	 * are emptied, so moved frames never land in a block about to go. */
+	/* 5. Take them out, best first: the fewest-used movable blocks are
+	 * emptied into the fullest ones (the allocator fills partly used blocks
+	 * fullest first), which are the last to be chosen. */
 	uint64_t busy = 0, noroom = 0, taken = 0;
 	for (unsigned i = 0; i < nt; i++) {
 		uint64_t idx = top[i].idx;

@@ -48,10 +48,14 @@
  *     giving the guest memory is never slowed down.
  *   Unplug: plugged-but-offline blocks first (they cost nothing), then, by
  *     asking block_info about every 2 MiB block of each online device block:
- *     wholly free and resident (host RSS drops), wholly free not resident,
- *     movable with the fewest used frames (the allocator empties them by
- *     moving frames elsewhere); never a block holding unmovable, ballooned
- *     or isolated memory. At most VMEM_BATCH device blocks per round, at most
+ *     wholly free and resident (host RSS drops); movable blocks the other
+ *     partly used ones can absorb (k of them when those blocks' free frames
+ *     add up to k device blocks), fewest used first - the host backs them,
+ *     so emptying one releases a host page without making another resident;
+ *     wholly free not resident (releases nothing on the host, costs
+ *     nothing); then the remaining movable blocks, fewest used first (the
+ *     allocator empties them by moving frames elsewhere); never a block
+ *     holding unmovable, ballooned or isolated memory. At most VMEM_BATCH device blocks per round, at most
  *     what keeps min_free_pages free (every unplugged 2 MiB block costs 512
  *     free frames, moved or not) and what the rate bucket allows
  *     (rate_blocks_per_s 2 MiB blocks, kernel/lib/rate.h). Chosen blocks are
