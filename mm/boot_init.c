@@ -169,6 +169,19 @@ static uint64_t place_meta(const struct boot_info *bi, uint64_t bytes)
 	return 0;
 }
 
+/* 1 GiB pages (CPUID 0x80000001 EDX bit 26): the direct map of a big guest
+ * then takes a few entries per GiB to build, not 512. */
+static int cpu_has_1g_pages(void)
+{
+	uint32_t a = 0x80000000u, b, c, d;
+	__asm__ __volatile__("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d) : "c"(0));
+	if (a < 0x80000001u)
+		return 0;
+	a = 0x80000001u;
+	__asm__ __volatile__("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d) : "c"(0));
+	return (d >> 26) & 1;
+}
+
 /* Direct map: every run of RAM-like regions, write-back, 2 MiB pages where
  * they fit. MMIO is not here: mmio_map adds it uncached on demand. */
 static int map_direct(const struct boot_info *bi)
@@ -183,7 +196,7 @@ static int map_direct(const struct boot_info *bi)
 		for (i++; i < bi->mmap_count && is_ram_type(bi->mmap[i].type) && bi->mmap[i].base == end; i++)
 			end += bi->mmap[i].pages * PAGE_SIZE;
 		int err = pt_map_range(&mmk.pt, BOOT_HHDM_BASE + start, start, end - start,
-		                       PTE_W | PTE_NX | PTE_G, 1);
+		                       PTE_W | PTE_NX | PTE_G, cpu_has_1g_pages() ? 2 : 1);
 		if (err) {
 			klog("mm: direct map of %#llx-%#llx failed: %s", (unsigned long long)start,
 			     (unsigned long long)end, mm_strerror(err));

@@ -79,7 +79,7 @@ static int walk(const struct pgtable *pt, uint64_t va, int target, int create, u
 
 static int map_one(struct pgtable *pt, uint64_t va, uint64_t pa, uint64_t flags, int level)
 {
-	uint64_t size = level == 2 ? PT_SIZE_2M : PT_SIZE_4K;
+	uint64_t size = level == 3 ? PT_SIZE_1G : level == 2 ? PT_SIZE_2M : PT_SIZE_4K;
 	uint64_t *e;
 	if (!pt_canonical(va) || ((va | pa) & (size - 1)) || (pa & ~PTE_ADDR))
 		return MM_EINVAL;
@@ -89,7 +89,7 @@ static int map_one(struct pgtable *pt, uint64_t va, uint64_t pa, uint64_t flags,
 	if (*e & PTE_P)
 		return MM_EEXIST;
 	flags &= ~(PTE_ADDR | PTE_PS);
-	*e = pa | flags | PTE_P | (level == 2 ? PTE_PS : 0);
+	*e = pa | flags | PTE_P | (level > 1 ? PTE_PS : 0);
 	return MM_OK;
 }
 
@@ -111,7 +111,10 @@ int pt_map_range(struct pgtable *pt, uint64_t va, uint64_t pa, uint64_t len,
 	while (len) {
 		int err;
 		uint64_t step;
-		if (allow_2m && len >= PT_SIZE_2M && !((va | pa) & (PT_SIZE_2M - 1))) {
+		if (allow_2m >= 2 && len >= PT_SIZE_1G && !((va | pa) & (PT_SIZE_1G - 1))) {
+			step = PT_SIZE_1G;
+			err = map_one(pt, va, pa, flags, 3);
+		} else if (allow_2m && len >= PT_SIZE_2M && !((va | pa) & (PT_SIZE_2M - 1))) {
 			step = PT_SIZE_2M;
 			err = pt_map_2m(pt, va, pa, flags);
 		} else {

@@ -11,7 +11,8 @@
  *    (including a larger page covering it), MM_EINVAL if misaligned or not
  *    canonical, MM_ENOMEM if a table frame could not be had.
  *  - pt_map_range: map [va, va+len) to [pa, pa+len), with 2 MiB pages where
- *    both sides are aligned and allow_2m is set; stops at the first error.
+ *    both sides are aligned and allow_2m is set (1 GiB pages too when it is
+ *    2: the caller knows the CPU has them); stops at the first error.
  *  - pt_unmap: remove the page (4 KiB or 2 MiB) that maps va and flush it;
  *    MM_ENOENT if nothing is mapped. Emptied tables are kept (cheap reuse).
  *  - pt_remap: point a present 4 KiB mapping at another frame, but only if it

@@ -209,6 +209,17 @@ static void test_map_range_picks_sizes(void **state)
 	assert_int_equal(pt_map_range(&s->pt, vc, 0x200000, PT_SIZE_2M, PTE_W, 0), MM_OK);
 	assert_int_equal(pt_lookup(&s->pt, vc + 0x1ff000, &w), MM_OK);
 	assert_int_equal(w.size, PT_SIZE_4K);
+	/* allow_2m = 2: 1 GiB pages where both sides are 1 GiB aligned, then
+	 * 2 MiB; a 2 MiB unmap inside a 1 GiB page is refused, not split. */
+	uint64_t vd = VA_BASE + 0x4000000000ull;
+	assert_int_equal(pt_map_range(&s->pt, vd, 1ull << 30, PT_SIZE_1G + PT_SIZE_2M, PTE_W, 2), MM_OK);
+	assert_int_equal(pt_lookup(&s->pt, vd + 0x12345678, &w), MM_OK);
+	assert_int_equal(w.size, PT_SIZE_1G);
+	assert_int_equal(w.pa, (1ull << 30) + 0x12345678);
+	assert_int_equal(pt_lookup(&s->pt, vd + PT_SIZE_1G, &w), MM_OK);
+	assert_int_equal(w.size, PT_SIZE_2M);
+	assert_int_equal(pt_unmap(&s->pt, vd + PT_SIZE_2M, NULL, NULL), MM_EINVAL);
+	assert_int_equal(pt_map_2m(&s->pt, vd + PT_SIZE_2M, 0, PTE_W), MM_EEXIST);
 }
 
 static void test_table_oom(void **state)
