@@ -24,7 +24,7 @@ def boot_figures(build, image, mib, name):
         boot_to_prompt(vm, timeout=300)
         ready_us = int(vm.wait_for(r"boot: ready (\d+) us", 1)[0].group(1))
         m = vm.wait_for(r"mm: (\d+) MiB managed.*ready in (\d+) us", 1)[0]
-        a = vm.wait_for(r"mm: all RAM online: (\d+) MiB, metadata (\d+) KiB, (\d+) us after boot", 120)[0]
+        a = vm.wait_for(r"mm: all RAM online: (\d+) MiB, metadata (\d+) KiB, .* (\d+) us after boot", 120)[0]
         figures = {"ready_ms": round(ready_us / 1000, 1),
                    "mm_init_ms": round(int(m.group(2)) / 1000, 1),
                    "online_at_ready_mib": int(m.group(1)),

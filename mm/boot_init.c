@@ -308,8 +308,10 @@ static uint64_t online_more(unsigned max_sections)
 	if (!err && !done) {
 		mmk.online_done = 1;
 		mmk.online_ns = clock_ns() - mmk.online_t0;
-		klog("mm: all RAM online: %llu MiB, metadata %llu KiB, %llu us after boot",
+		klog("mm: all RAM online: %llu MiB, metadata %llu KiB, %llu MiB reclaimed from boot in all, "
+		     "%llu us after boot",
 		     (unsigned long long)(mmk.fa.total >> 8), (unsigned long long)(mmk.meta_pages * 4),
+		     (unsigned long long)((mmk.reclaimed_pages + mmk.fa.boot_reclaimed_frames) >> 8),
 		     (unsigned long long)(mmk.online_ns / 1000));
 	}
 	return done;
@@ -352,8 +354,16 @@ static int mm_boot_init(void)
 	if (!bi)
 		return -1;
 	uint64_t t0 = clock_ns();
+	/* The carve holds what boot needs and no more (so boot writes one host
+	 * huge page, whatever the RAM size): page tables, the section flags,
+	 * and metadata for MM_BOOT_SECTIONS sections - its own (at most two) and
+	 * low memory; later sections' metadata comes from the allocator. */
 	size_t meta_bytes = fa_meta_bytes_sparse(bi->mmap, bi->mmap_count);
-	uint64_t carve = meta_bytes + table_pages_bound(bi, meta_bytes) * PAGE_SIZE;
+	size_t boot_meta = MM_BOOT_SECTIONS * fa_section_meta_bound() +
+	                   ((bi->max_phys >> (BLOCK_ORDER + PAGE_SHIFT + FA_SECTION_SHIFT)) + 2 * PAGE_SIZE);
+	if (boot_meta > meta_bytes)
+		boot_meta = meta_bytes;
+	uint64_t carve = boot_meta + table_pages_bound(bi, boot_meta) * PAGE_SIZE;
 	uint64_t carve_pa = meta_bytes ? place_meta(bi, carve) : 0;
 	if (!carve_pa) {
 		klog("mm: no usable region holds the %llu KiB of frame metadata and page tables",
@@ -400,6 +410,7 @@ static int mm_boot_init(void)
 	if (!err)
 		err = fa_online_boot(&mmk.fa, carve_pa >> PAGE_SHIFT, carve >> PAGE_SHIFT, UINT32_MAX, &done);
 	while (!err && fa_free_pages(&mmk.fa) < MM_BOOT_ONLINE_PAGES &&
+	       boot_bump.end - boot_bump.next >= fa_section_meta_bound() + 8 * PAGE_SIZE &&
 	       (err = fa_online_boot(&mmk.fa, 0, UINT64_MAX, 1, &done)) == MM_OK && done)
 		;
 	if (!err)

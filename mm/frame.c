@@ -156,6 +156,16 @@ int fa_sections_online(struct frame_alloc *fa, uint64_t s0, uint64_t s1)
 	return MM_OK;
 }
 
+size_t fa_section_meta_bound(void)
+{
+	/* Each of the four arrays page-rounded, plus a page for straddling. */
+	size_t owner = (size_t)FA_SECTION_BLOCKS * PAGES_PER_BLOCK * sizeof(uint64_t);
+	size_t desc = (size_t)FA_SECTION_BLOCKS * PAGES_PER_BLOCK;
+	size_t blk = FA_SECTION_BLOCKS * sizeof(struct mblock), scr = FA_SECTION_BLOCKS * sizeof(uint32_t);
+	return owner + desc + ((blk + PAGE_SIZE - 1) & ~(size_t)(PAGE_SIZE - 1)) + PAGE_SIZE +
+	       ((scr + PAGE_SIZE - 1) & ~(size_t)(PAGE_SIZE - 1)) + PAGE_SIZE;
+}
+
 int fa_pfn_present(const struct frame_alloc *fa, uint64_t pfn)
 {
 	return pfn >= fa->base_pfn && fa_idx_present(fa, pfn - fa->base_pfn);
@@ -297,6 +307,8 @@ static int online_boot_section(struct frame_alloc *fa, uint64_t s)
 		              (r->type == BOOT_MEM_RECLAIMABLE || r->type == BOOT_MEM_BOOTINFO));
 		uint64_t a = f0 > s_f0 ? f0 : s_f0, z = f1 < s_f1 ? f1 : s_f1;
 		overlaps += mark_frames(fa, a, z, is_free);
+		if (is_free && cls == 2)
+			fa->boot_reclaimed_frames += z - a;
 		/* The firmware and the loader wrote that memory: the host backs
 		 * it, so it is what allocations and the balloon should use first. */
 		if (cls == 2)

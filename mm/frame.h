@@ -167,6 +167,7 @@ struct frame_alloc {
 	const struct boot_mem_region *boot_map;  /* kept for sections brought online later */
 	size_t boot_map_n;
 	int boot_reclaimed;         /* loader/boot-services RAM is free from now on */
+	uint64_t boot_reclaimed_frames; /* such RAM that came online free after that */
 	uint32_t cur[FA_NKINDS];    /* current block per kind, FA_NIL if none */
 	uint8_t       *desc;        /* per frame: fd_make(state, order) */
 	uint64_t      *owner;       /* per frame: owner_va of a movable head (else stale) */
@@ -219,6 +220,8 @@ void fa_boot_reclaimed(struct frame_alloc *fa);
 /* Metadata bytes the present sections of this map need with fa_init_meta
  * (pages counted whole per array and section: an upper bound). */
 size_t fa_meta_bytes_sparse(const struct boot_mem_region *r, size_t n);
+/* Most bytes of metadata one section can need (populate rounds to pages). */
+size_t fa_section_meta_bound(void);
 /* 1 if pfn is in a section whose metadata is present. */
 int fa_pfn_present(const struct frame_alloc *fa, uint64_t pfn);
 /* Take specific free frames as unmovable (e.g. the metadata itself). All or
