@@ -15,7 +15,9 @@
 #include <sys/mman.h>
 #include <cmocka.h>
 #include "mm/frame_internal.h"
+#include "mm/compact.h"
 #include "mm/metrics.h"
+#include "rng.h"
 #include "test_mm_sim.h"
 
 #define VA   0xffffc00000000000ull
@@ -340,6 +342,93 @@ static void test_deferred_online(void **state)
 	mm_sim_fini(&all);
 }
 
+/* Random interleaving of everything that touches hot-added memory: movable
+ * and unmovable allocations and frees, hot add and remove of random device
+ * blocks, compaction. After every step the allocator's invariants hold,
+ * every live movable page still holds its pattern, no unmovable frame is in
+ * hot-added memory, and removed memory is never handed out. */
+static void test_random_interleaving(void **state)
+{
+	enum { NHOT = 64, MAXLIVE = 6000 };
+	struct mm_sim s;
+	boot_small(&s, 2 * GIB);
+	struct rng r = RNG_INIT(0x6a09e667f3bcc909ull);
+	const uint64_t g = GIB >> 12;
+	uint8_t hot[NHOT] = { 0 };          /* block k of the hot range is online */
+	struct { uint64_t pfn; uint64_t va; int movable; } *live = calloc(MAXLIVE, sizeof *live);
+	unsigned nlive = 0;
+	uint64_t next_va = 0;
+	for (unsigned step = 0; step < 20000; step++) {
+		unsigned op = (unsigned)(rng_next(&r) % 100);
+		if (op < 40 && nlive < MAXLIVE) {
+			int movable = op < 30;
+			uint64_t pfn, va = VA + (next_va++ << 12);
+			if (movable ? fa_alloc_movable(&s.fa, va, &pfn) == MM_OK : fa_alloc(&s.fa, 0, &pfn) == MM_OK) {
+				assert_false(!movable && pfn >= g);
+				if (movable) {
+					assert_int_equal(pt_map(&s.pt, va, pfn << 12, PTE_W | PTE_NX), MM_OK);
+					uint64_t *p = mm_sim_p2v(&s, pfn << 12);
+					p[0] = pattern(va, 0);
+					p[511] = pattern(va, 511);
+				}
+				live[nlive].pfn = pfn;
+				live[nlive].va = va;
+				live[nlive++].movable = movable;
+			}
+		} else if (op < 75 && nlive) {
+			unsigned i = (unsigned)(rng_next(&r) % nlive);
+			uint64_t pfn = live[i].pfn;
+			if (live[i].movable) {
+				uint64_t pa;
+				assert_int_equal(pt_unmap(&s.pt, live[i].va, &pa, NULL), MM_OK);
+				pfn = pa >> 12;
+			}
+			assert_int_equal(fa_free(&s.fa, pfn, 0), MM_OK);
+			live[i] = live[--nlive];
+		} else if (op < 85) {
+			unsigned k = (unsigned)(rng_next(&r) % NHOT), n = 1 + (unsigned)(rng_next(&r) % 4);
+			if (k + n > NHOT)
+				n = NHOT - k;
+			int all_off = 1;
+			for (unsigned j = k; j < k + n; j++)
+				all_off &= !hot[j];
+			int rc = fa_hot_add(&s.fa, g + (uint64_t)k * 512, (uint64_t)n * 512);
+			assert_int_equal(rc, all_off ? MM_OK : MM_ESTATE);
+			if (rc == MM_OK)
+				for (unsigned j = k; j < k + n; j++)
+					hot[j] = 1;
+		} else if (op < 97) {
+			unsigned k = (unsigned)(rng_next(&r) % NHOT);
+			int rc = fa_hot_remove(&s.fa, &s.pt, g + (uint64_t)k * 512, 512, NULL);
+			if (!hot[k])
+				assert_true(rc == MM_ESTATE || rc == MM_ERANGE);   /* not online / beyond the span */
+			else if (rc == MM_OK)
+				hot[k] = 0;
+			else
+				assert_true(rc == MM_ENOMEM || rc == MM_EBUSY);
+		} else {
+			struct compact_result res;
+			assert_int_equal(compact(&s.fa, &s.pt, fa_free_blocks(&s.fa) + 4, 256, &res), MM_OK);
+		}
+		if (step % 500 == 0 || op >= 75) {
+			assert_consistent(&s.fa);
+			for (unsigned i = 0; i < nlive; i++) {
+				if (!live[i].movable)
+					continue;
+				struct pt_walk w;
+				assert_int_equal(pt_lookup(&s.pt, live[i].va, &w), MM_OK);
+				const uint64_t *p = mm_sim_p2v(&s, w.pa);
+				assert_int_equal(p[0], pattern(live[i].va, 0));
+				assert_int_equal(p[511], pattern(live[i].va, 511));
+				uint64_t b = (w.pa >> 12) >= g ? ((w.pa >> 12) - g) / 512 : NHOT;
+				assert_true(b == NHOT || hot[b]);
+			}
+		}
+	}
+	free(live);
+	teardown(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -350,6 +439,7 @@ int main(void)
 		cmocka_unit_test(test_hot_remove_moves_movable),
 		cmocka_unit_test(test_hot_remove_refusals),
 		cmocka_unit_test(test_deferred_online),
+		cmocka_unit_test(test_random_interleaving),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
