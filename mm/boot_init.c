@@ -356,8 +356,9 @@ static int mm_boot_init(void)
 	uint64_t t0 = clock_ns();
 	/* The carve holds what boot needs and no more (so boot writes one host
 	 * huge page, whatever the RAM size): page tables, the section flags,
-	 * and metadata for MM_BOOT_SECTIONS sections - its own (at most two) and
-	 * low memory; later sections' metadata comes from the allocator. */
+	 * and metadata for MM_BOOT_SECTIONS sections - its own (at most two),
+	 * the firmware's memory and low memory; later sections' metadata comes
+	 * from the allocator. */
 	size_t meta_bytes = fa_meta_bytes_sparse(bi->mmap, bi->mmap_count);
 	size_t boot_meta = MM_BOOT_SECTIONS * fa_section_meta_bound() +
 	                   ((bi->max_phys >> (BLOCK_ORDER + PAGE_SHIFT + FA_SECTION_SHIFT)) + 2 * PAGE_SIZE);
@@ -409,6 +410,15 @@ static int mm_boot_init(void)
 	err = fa_init_meta(&mmk.fa, bi->mmap, bi->mmap_count, &meta);
 	if (!err)
 		err = fa_online_boot(&mmk.fa, carve_pa >> PAGE_SHIFT, carve >> PAGE_SHIFT, UINT32_MAX, &done);
+	/* Then the firmware's and the loader's memory: reclaimed below, it is
+	 * free memory the host already backs, so early allocations do not make
+	 * the host populate more (each fresh 2 MiB costs it milliseconds). */
+	for (uint32_t i = 0; i < bi->mmap_count && !err; i++) {
+		const struct boot_mem_region *r = &bi->mmap[i];
+		if ((r->type == BOOT_MEM_RECLAIMABLE || r->type == BOOT_MEM_BOOTINFO) &&
+		    boot_bump.end - boot_bump.next >= 2 * fa_section_meta_bound() + 8 * PAGE_SIZE)
+			err = fa_online_boot(&mmk.fa, r->base >> PAGE_SHIFT, r->pages, 1, &done);
+	}
 	while (!err && fa_free_pages(&mmk.fa) < MM_BOOT_ONLINE_PAGES &&
 	       boot_bump.end - boot_bump.next >= fa_section_meta_bound() + 8 * PAGE_SIZE &&
 	       (err = fa_online_boot(&mmk.fa, 0, UINT64_MAX, 1, &done)) == MM_OK && done)

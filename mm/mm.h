@@ -49,7 +49,7 @@
  * section); the rest of RAM comes online from the work loop in slices of
  * about MM_ONLINE_SLICE_NS, or at once when an allocation would fail. */
 #define MM_BOOT_ONLINE_PAGES  (64ull << (20 - 12))
-#define MM_BOOT_SECTIONS      4   /* sections boot sets up (its own, low memory) */
+#define MM_BOOT_SECTIONS      6   /* sections boot sets up: its own, boot memory, low memory */
 #define MM_ONLINE_SLICE_NS    1000000ull
 
 int mm_ready(void);
