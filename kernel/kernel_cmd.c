@@ -1,6 +1,6 @@
 /*
  * kernel_cmd.c - the kernel's own console commands (`uptime`, `poweroff`) and
- * options (`irq.poll`, `timer.off`: see kernel.h).
+ * options (`irq.poll`, `timer.off`, `console.sync`: see kernel.h).
  */
 #include <stdio.h>
 #include "kclock.h"
@@ -14,6 +14,9 @@
 int opt_irq_poll, opt_timer_off;
 CMDLINE_FLAG(irq_poll, "irq.poll", &opt_irq_poll, "route no interrupt lines: devices without MSI-X are polled");
 CMDLINE_FLAG(timer_off, "timer.off", &opt_timer_off, "no LAPIC timer: the work loop polls instead of sleeping");
+int opt_console_sync;
+CMDLINE_FLAG(console_sync, "console.sync", &opt_console_sync,
+             "write console output at once, not from the work loop (to see the last line before a hang)");
 
 static int cmd_uptime(int argc, char **argv)
 {

@@ -148,6 +148,8 @@ void kmain(const struct boot_info *bi_loader)
 	time_init(bi->tsc_hz);
 
 	cmdline_boot_parse(bi->cmdline);
+	if (opt_console_sync)
+		serial_sync();
 	power_fail_powers_off(selftest_mode);
 	print_banner(bi);
 	if (cmdline_error_count)
