@@ -70,11 +70,13 @@ def selftest_vmem(ctx):
 
 @scenario("selftest_cmdline_txt")
 def selftest_cmdline_txt(ctx):
-    """The command line from cmdline.txt on the boot volume (no fw_cfg)."""
-    img = image_variant(ctx.build, ctx.image, ctx.name, add={"cmdline.txt": b"selftest selftest.tests=core_malloc\n"})
+    """The command line from cmdline.txt on the boot volume (no fw_cfg), with
+    console.sync (output written at once rather than from the work loop)."""
+    img = image_variant(ctx.build, ctx.image, ctx.name,
+                        add={"cmdline.txt": b"selftest selftest.tests=core_malloc console.sync\n"})
     vm, passed, failed = run_selftests(ctx, ctx.vm(image=img, mem_mb=256), EXIT_PASS)
     check(passed == 1 and failed == 0, f"{passed} passed, {failed} failed: only core_malloc was asked for")
-    vm.wait_for(r"cmdline \(cmdline.txt\): 'selftest selftest.tests=core_malloc'", 1)
+    vm.wait_for(r"cmdline \(cmdline.txt\): 'selftest selftest.tests=core_malloc console.sync'", 1)
 
 
 @scenario("selftest_catches_failure")
