@@ -205,7 +205,11 @@ static int setup_queues(struct virtio_balloon_dev *d)
  * not cost memory each time. `first`: boot (lines a re-init need not repeat). */
 static void start_core(struct virtio_balloon_dev *d, int first)
 {
-	uint64_t max_pfn = balloon_kernel_max_pfn();
+	/* The balloon covers the RAM there was at its first bring-up: memory
+	 * hot-added later (virtio-mem) is never lent to it, and a bring-up after
+	 * a reset reuses the books, which are that size. */
+	uint64_t max_pfn = d->max_pfn ? d->max_pfn : balloon_kernel_max_pfn();
+	d->max_pfn = max_pfn;
 	if (!max_pfn) {
 		if (first)
 			klog("virtio-balloon: memory manager not running; device ready, balloon idle");

@@ -73,6 +73,7 @@ struct virtio_balloon_dev {
 	uint64_t dma_pa;
 	void *track;
 	size_t track_len;
+	uint64_t max_pfn;             /* fixed at the first bring-up: the books' size */
 };
 
 #define VIRTIO_BALLOON_MAX_ATTEMPTS 3

@@ -112,3 +112,17 @@ def vmem_with_balloon(ctx):
     console(vm, "balloon check", r"balloon: books consistent", 30)
     ok, why = vmem_check(vm)
     check(ok, f"vmem check: {why}")
+
+    # A reset of the balloon device with memory plugged: it comes back on
+    # the books of its first bring-up (plugged memory is never the
+    # balloon's) and inflates again; it used to size its books by the RAM
+    # plugged now, which the books it kept were too small for: balloon idle.
+    start = len(vm.lines)
+    m = console(vm, "balloon reset", r"balloon: reset (done|FAILED)", 30)
+    check(m.group(1) == "done", f"balloon reset: {vm.tail(6)}")
+    check(not any("balloon idle" in line or "bring-up failed" in line for _, line in vm.lines[start:]),
+          f"the balloon did not come back after a reset with memory plugged: {vm.tail(6)}")
+    now, _ = set_target(vm, BOOT - 64)
+    check(abs(now - (BOOT - 64)) < 2, f"after the reset the balloon stopped at {now:.0f} MiB, asked for "
+                                       f"{BOOT - 64}")
+    console(vm, "balloon check", r"balloon: books consistent", 30)
