@@ -142,7 +142,7 @@ static uint64_t table_pages_bound(const struct boot_info *bi, size_t meta_bytes)
 	return pages + (meta_bytes >> 21) * 2 + (meta_bytes >> 17);
 }
 
-/* RAM the frame allocator manages (frame.c's region classes 1 and 2). */
+/* RAM the frame allocator manages (frame_init.c's region classes 1 and 2). */
 static int is_boot_ram(uint32_t t)
 {
 	return t == BOOT_MEM_USABLE || t == BOOT_MEM_RECLAIMABLE || t == BOOT_MEM_KERNEL ||

@@ -1,6 +1,7 @@
 /*
  * frame_internal.h - the allocator's building blocks, shared by frame.c,
- * frame_balloon.c, frame_check.c and compact.c. Not for other modules.
+ * frame_init.c, frame_balloon.c, frame_check.c, hotplug.c and compact.c.
+ * Not for other modules.
  *
  * Indices: `idx` is a frame index relative to fa->base_pfn, `b` a block
  * index, `i` a frame index inside its block (0..511).
@@ -70,7 +71,7 @@ static inline uint32_t fa_next_block(const struct frame_alloc *fa, uint32_t b)
 #define FA_FOR_EACH_BLOCK(fa, b) \
 	for (uint32_t b = fa_next_block((fa), FA_NIL); b < (fa)->nblocks; b = fa_next_block((fa), b))
 
-/* Metadata of section s set up as holding no RAM (hotplug.c, frame.c). */
+/* Metadata of section s set up as holding no RAM (hotplug.c, frame_init.c). */
 void fa_section_init(struct frame_alloc *fa, uint64_t s);
 /* Make sections [s0, s1) present (populate + init those that were not). */
 int fa_sections_online(struct frame_alloc *fa, uint64_t s0, uint64_t s1);

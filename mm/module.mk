@@ -4,7 +4,7 @@
 # anonymous memory, shrinker registry) compiles for the kernel and for host
 # tests alike.
 
-MM_LOGIC := mm/frame.c mm/frame_balloon.c mm/frame_check.c mm/pgtable.c \
+MM_LOGIC := mm/frame.c mm/frame_init.c mm/frame_balloon.c mm/frame_check.c mm/pgtable.c \
             mm/compact.c mm/metrics.c mm/vregion.c mm/anon.c mm/hotplug.c
 MM_SIM   := tests/unit/test_mm_sim.c
 
