@@ -142,13 +142,6 @@ static uint64_t table_pages_bound(const struct boot_info *bi, size_t meta_bytes)
 	return pages + (meta_bytes >> 21) * 2 + (meta_bytes >> 17);
 }
 
-/* RAM the frame allocator manages (frame_init.c's region classes 1 and 2). */
-static int is_boot_ram(uint32_t t)
-{
-	return t == BOOT_MEM_USABLE || t == BOOT_MEM_RECLAIMABLE || t == BOOT_MEM_KERNEL ||
-	       t == BOOT_MEM_BOOTINFO || t == BOOT_MEM_ACPI_RECLAIM;
-}
-
 /* Top of the highest usable region with room: far from the low memory some
  * firmware and devices like, and out of the way of early allocations. */
 static uint64_t place_meta(const struct boot_info *bi, uint64_t bytes)
@@ -173,13 +166,12 @@ static uint64_t place_meta(const struct boot_info *bi, uint64_t bytes)
  * then takes a few entries per GiB to build, not 512. */
 static int cpu_has_1g_pages(void)
 {
-	uint32_t a = 0x80000000u, b, c, d;
-	__asm__ __volatile__("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d) : "c"(0));
-	if (a < 0x80000001u)
+	uint32_t r[4];
+	cpuid(0x80000000u, 0, r);
+	if (r[0] < 0x80000001u)
 		return 0;
-	a = 0x80000001u;
-	__asm__ __volatile__("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d) : "c"(0));
-	return (d >> 26) & 1;
+	cpuid(0x80000001u, 0, r);
+	return (r[3] >> 26) & 1;
 }
 
 /* Direct map: every run of RAM-like regions, write-back, 2 MiB pages where
@@ -436,7 +428,7 @@ static int mm_boot_init(void)
 	/* RAM still to come online counts as memory the guest has (the
 	 * balloon's total, its stats): it is only not set up yet. */
 	for (uint32_t i = 0; i < bi->mmap_count; i++)
-		if (is_boot_ram(bi->mmap[i].type))
+		if (fa_region_is_ram(bi->mmap[i].type))
 			mmk.pending_pages += bi->mmap[i].pages;
 	mmk.pending_pages = mmk.pending_pages > mmk.fa.total ? mmk.pending_pages - mmk.fa.total : 0;
 

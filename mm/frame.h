@@ -220,6 +220,8 @@ void fa_boot_reclaimed(struct frame_alloc *fa);
 /* Metadata bytes the present sections of this map need with fa_init_meta
  * (pages counted whole per array and section: an upper bound). */
 size_t fa_meta_bytes_sparse(const struct boot_mem_region *r, size_t n);
+/* 1 for memory-map types the allocator manages as RAM (free or in use). */
+int fa_region_is_ram(uint32_t type);
 /* Most bytes of metadata one section can need (populate rounds to pages). */
 size_t fa_section_meta_bound(void);
 /* 1 if pfn is in a section whose metadata is present. */

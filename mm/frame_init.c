@@ -27,6 +27,8 @@ static int region_class(uint32_t type)
 	}
 }
 
+int fa_region_is_ram(uint32_t type) { return region_class(type) != 0; }
+
 /* A region we can use: RAM, page aligned, non-empty, no address overflow. */
 static int region_ok(const struct boot_mem_region *r)
 {

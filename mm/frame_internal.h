@@ -78,8 +78,6 @@ int fa_sections_online(struct frame_alloc *fa, uint64_t s0, uint64_t s1);
 /* One allocation attempt without the OOM notifiers (frame.c). */
 int fa_try_alloc(struct frame_alloc *fa, enum block_kind kind, unsigned order,
                  enum frame_state state, uint64_t owner, uint64_t *pfn);
-/* Put a block that holds nothing back on the free lists. */
-static inline void fa_block_make_free(struct frame_alloc *fa, uint32_t b, int resident);
 
 /* ---- block lists ---- */
 

@@ -100,6 +100,13 @@ void mm_report_done(const uint64_t *pfns, unsigned n, int reported)
 
 /* ---------------------------------------------------------------- hot-plugged memory */
 
+/* Hot-added memory is direct-mapped in 2 MiB pages (mm_hot_add). */
+static void unmap_direct(uint64_t pa, uint64_t len)
+{
+	for (uint64_t off = 0; off < len; off += 2 * MIB)
+		pt_unmap(&mmk.pt, BOOT_HHDM_BASE + pa + off, NULL, NULL);
+}
+
 int mm_hot_add(uint64_t pfn, uint64_t npages)
 {
 	if (!mmk.ready)
@@ -114,8 +121,7 @@ int mm_hot_add(uint64_t pfn, uint64_t npages)
 	if (err == MM_OK) {
 		err = fa_hot_add(&mmk.fa, pfn, npages);
 		if (err != MM_OK)
-			for (uint64_t off = 0; off < len; off += 2 * MIB)
-				pt_unmap(&mmk.pt, BOOT_HHDM_BASE + pa + off, NULL, NULL);
+			unmap_direct(pa, len);
 	}
 	if (err == MM_OK)
 		mmk.hot_pages += npages;
@@ -130,9 +136,7 @@ int mm_hot_remove(uint64_t pfn, uint64_t npages)
 	int err = fa_hot_remove(&mmk.fa, &mmk.pt, pfn, npages, NULL);
 	irq_restore(flags);
 	if (err == MM_OK) {
-		uint64_t pa = pfn << PAGE_SHIFT;
-		for (uint64_t off = 0; off < (npages << PAGE_SHIFT); off += 2 * MIB)
-			pt_unmap(&mmk.pt, BOOT_HHDM_BASE + pa + off, NULL, NULL);
+		unmap_direct(pfn << PAGE_SHIFT, npages << PAGE_SHIFT);
 		mmk.hot_pages = mmk.hot_pages >= npages ? mmk.hot_pages - npages : 0;
 	}
 	return err;

@@ -85,7 +85,7 @@ static int on_queue_irq(struct trap_frame *tf) { vb.irq_queue++; lapic_eoi(); re
 /* Shared line: 0 if our device did not raise it. The EOI is the line's. */
 static int on_intx(struct trap_frame *tf)
 {
-	uint8_t isr = (uint8_t)vb.vp.io->read(&vb.vp, VP_ISR, 0, 1);
+	uint8_t isr = vp_read_isr(&vb.vp);
 	if (isr & VIRTIO_PCI_ISR_QUEUE)
 		vb.irq_queue++;
 	if (isr & VIRTIO_PCI_ISR_CONFIG)

@@ -151,6 +151,9 @@ int vp_set_features(struct vp_dev *vp, uint64_t wanted);
 /* The size the device offers for queue `idx` (select + read), 0 if the
  * device has no such queue. Changes nothing else. */
 uint16_t vp_queue_size(struct vp_dev *vp, uint16_t idx);
+/* The ISR status byte (VIRTIO_PCI_ISR_QUEUE / _CONFIG bits): reading it
+ * acknowledges the interrupt and lowers INTx. 0: not this device's. */
+static inline uint8_t vp_read_isr(struct vp_dev *vp) { return (uint8_t)vp->io->read(vp, VP_ISR, 0, 1); }
 /* Set up queue `idx` on `vq` with at most `max_size` entries.
  * 0; -ENOENT if the device has no such queue (size 0, nothing changed);
  * -1 on a hostile or impossible answer (FAILED set, one line).

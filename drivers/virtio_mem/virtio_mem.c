@@ -55,7 +55,7 @@ static int on_queue_irq(struct trap_frame *tf) { vm.irq_queue++; lapic_eoi(); re
 
 static int on_intx(struct trap_frame *tf)
 {
-	uint8_t isr = (uint8_t)vm.vp.io->read(&vm.vp, VP_ISR, 0, 1);
+	uint8_t isr = vp_read_isr(&vm.vp);
 	if (isr & VIRTIO_PCI_ISR_QUEUE)
 		vm.irq_queue++;
 	if (isr & VIRTIO_PCI_ISR_CONFIG)

@@ -31,6 +31,12 @@ void cpu_relax(void);
 static inline void cpu_relax(void) { __asm__ __volatile__("pause" ::: "memory"); }
 #endif
 
+/* CPUID leaf/subleaf: eax, ebx, ecx, edx into r[0..3]. */
+static inline void cpuid(uint32_t leaf, uint32_t subleaf, uint32_t r[4])
+{
+	__asm__ __volatile__("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(subleaf));
+}
+
 static inline void outb(uint16_t port, uint8_t v)  { __asm__ __volatile__("outb %0, %1" :: "a"(v), "Nd"(port)); }
 static inline void outw(uint16_t port, uint16_t v) { __asm__ __volatile__("outw %0, %1" :: "a"(v), "Nd"(port)); }
 static inline void outl(uint16_t port, uint32_t v) { __asm__ __volatile__("outl %0, %1" :: "a"(v), "Nd"(port)); }

@@ -11,19 +11,14 @@ static uint64_t ns_mult;   /* ns = ticks * ns_mult >> 32 */
 
 
 
-static void cpuid(uint32_t leaf, uint32_t r[4])
-{
-	__asm__ __volatile__("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(0));
-}
-
 static uint64_t cpuid_tsc_hz(void)
 {
 	uint32_t r0[4], r15[4] = { 0 }, r16[4] = { 0 };
-	cpuid(0, r0);
+	cpuid(0, 0, r0);
 	if (r0[0] >= 0x15)
-		cpuid(0x15, r15);
+		cpuid(0x15, 0, r15);
 	if (r0[0] >= 0x16)
-		cpuid(0x16, r16);
+		cpuid(0x16, 0, r16);
 	uint32_t l15[3] = { r15[0], r15[1], r15[2] };
 	return tsc_hz_from_cpuid(r0[0], l15, r16[0]);
 }
