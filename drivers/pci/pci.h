@@ -71,7 +71,8 @@ struct pci_dev {
 	uint16_t vendor, device;
 	uint8_t  class_code, subclass, prog_if, revision;
 	uint8_t  header_type;        /* 0 device, 1 bridge (multifunction bit cleared) */
-	struct pci_bar bar[6];
+	struct pci_bar bar[6];       /* valid once pci_size_bars ran */
+	uint8_t  bars_sized;
 };
 
 /* Segment 0's ECAM window from the MCFG table. */
@@ -86,9 +87,15 @@ struct pci_ecam {
 int acpi_find_ecam(uint64_t rsdp_pa, acpi_map_fn map, void *ctx, struct pci_ecam *out,
                    const char **why);
 
-/* Walk from bus_start through bridges; fills out[0..n), returns n. Sizes BARs
- * (decoding off meanwhile). Loops in bridge numbering are cut. */
+/* Walk from bus_start through bridges; fills out[0..n), returns n. Reads
+ * only: BARs are sized later, for the devices drivers take. Loops in bridge
+ * numbering are cut. */
 unsigned pci_scan(const struct pci_access *acc, struct pci_dev *out, unsigned max);
+
+/* Fill d->bar[] (addresses as firmware assigned them, sizes by the
+ * all-ones probe, decoding off meanwhile and the command register
+ * restored). Once per device; later calls do nothing. */
+void pci_size_bars(struct pci_dev *d);
 
 /* Offset of the first capability with `id` after `after` (0 = from the
  * start), or 0 if none. Walks at most 48 entries; pointers must be in
@@ -102,9 +109,10 @@ void pci_write(const struct pci_dev *d, uint16_t off, unsigned width, uint32_t v
 void pci_command(const struct pci_dev *d, uint16_t set, uint16_t clear);
 
 /* ---- kernel side (drivers/pci/pci_hw.c) */
-/* The nth device (0-based) with this vendor/device id, or NULL. */
+/* The nth device (0-based) with this vendor/device id, or NULL; its BARs
+ * sized (the caller is a driver taking it). */
 struct pci_dev *pci_find(uint16_t vendor, uint16_t device, unsigned nth);
-/* All devices found at boot. */
+/* All devices found at boot, BARs sized. */
 struct pci_dev *pci_devices(unsigned *n);
 /* How config space is reached ("ECAM", "port I/O"; "nothing" before pci_init). */
 const char *pci_access_name(void);

@@ -105,13 +105,17 @@ INITCALL(INIT_BUS, pci_init);
 struct pci_dev *pci_find(uint16_t vendor, uint16_t device, unsigned nth)
 {
 	for (unsigned i = 0; i < ndevs; i++)
-		if (devs[i].vendor == vendor && devs[i].device == device && nth-- == 0)
+		if (devs[i].vendor == vendor && devs[i].device == device && nth-- == 0) {
+			pci_size_bars(&devs[i]);
 			return &devs[i];
+		}
 	return NULL;
 }
 
 struct pci_dev *pci_devices(unsigned *n)
 {
+	for (unsigned i = 0; i < ndevs; i++)
+		pci_size_bars(&devs[i]);
 	*n = ndevs;
 	return devs;
 }

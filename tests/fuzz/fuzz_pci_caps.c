@@ -7,7 +7,7 @@
  * goes deep: vendor id, device id and header type forced, everything else -
  * BARs, the capability pointer, every capability - from the input), the
  * answers BAR sizing gets back, then a byte array parsed as an ACPI MADT.
- * Run on it: pci_scan (bus walk, BAR sizing), pci_find_cap over every id,
+ * Run on it: pci_scan (bus walk), pci_size_bars, pci_find_cap over every id,
  * vp_parse_caps (the virtio capability walk that once looped forever on a
  * cyclic list), pci_msix_locate on what the MSI-X capability says, and
  * acpi_parse_madt + acpi_isa_irq_route for every ISA IRQ.
@@ -77,6 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct pci_access acc = { rd, wr, &f, 256, 0, 0, "fuzz" };
 	static struct pci_dev devs[PCI_MAX_DEVS];
 	unsigned n = pci_scan(&acc, devs, PCI_MAX_DEVS);
+	for (unsigned i = 0; i < n; i++)
+		pci_size_bars(&devs[i]);
 	CHECK(n <= 1, "%u functions found on a bus with one", n);
 	for (unsigned i = 0; i < n; i++) {
 		const struct pci_dev *d = &devs[i];

@@ -37,7 +37,7 @@ struct fpci {
 	struct ffn f[16];
 	unsigned n;
 	unsigned probe_while_decoding;
-	unsigned reads;
+	unsigned reads, writes;
 };
 
 static struct ffn *lookup(struct fpci *p, uint8_t bus, uint8_t dev, uint8_t fn)
@@ -76,6 +76,7 @@ static uint32_t fp_read(void *ctx, uint8_t bus, uint8_t dev, uint8_t fn, uint16_
 static void fp_write(void *ctx, uint8_t bus, uint8_t dev, uint8_t fn, uint16_t off, unsigned w, uint32_t v)
 {
 	struct fpci *p = ctx;
+	p->writes++;
 	struct ffn *f = lookup(p, bus, dev, fn);
 	if (!f)
 		return;
@@ -192,12 +193,43 @@ static const struct pci_dev *find(const struct pci_dev *d, unsigned n, uint16_t 
 static struct fpci P;
 static struct pci_dev devs[PCI_MAX_DEVS];
 
-static void test_scan_walks_bridges_and_functions(void **state)
+/* What a driver sees: the scan, then the BARs of the devices it takes
+ * (pci_find sizes them); here all of them. */
+static unsigned scan(const struct pci_access *a)
+{
+	unsigned n = pci_scan(a, devs, PCI_MAX_DEVS);
+	for (unsigned i = 0; i < n; i++)
+		pci_size_bars(&devs[i]);
+	return n;
+}
+
+/* The scan itself only reads: every write to a command register makes the
+ * host remap BARs (slow under TCG), so sizing waits for a driver. Sizing
+ * twice probes once. */
+static void test_scan_only_reads(void **state)
 {
 	(void)state;
 	build_q35(&P);
 	struct pci_access a = access_of(&P);
 	unsigned n = pci_scan(&a, devs, PCI_MAX_DEVS);
+	assert_int_equal(n, 7);
+	assert_int_equal(P.writes, 0);
+	struct pci_dev *bal = (struct pci_dev *)find(devs, n, 0x1af4, 0x1045);
+	assert_int_equal(bal->bar[4].size, 0);
+	pci_size_bars(bal);
+	unsigned w = P.writes;
+	assert_true(w > 0);
+	assert_int_equal(bal->bar[4].size, 0x4000);
+	pci_size_bars(bal);
+	assert_int_equal(P.writes, w);
+}
+
+static void test_scan_walks_bridges_and_functions(void **state)
+{
+	(void)state;
+	build_q35(&P);
+	struct pci_access a = access_of(&P);
+	unsigned n = scan(&a);
 	assert_int_equal(n, 7);
 	const struct pci_dev *bal = find(devs, n, 0x1af4, 0x1045);
 	assert_non_null(bal);
@@ -215,7 +247,7 @@ static void test_bar_sizing(void **state)
 	(void)state;
 	build_q35(&P);
 	struct pci_access a = access_of(&P);
-	unsigned n = pci_scan(&a, devs, PCI_MAX_DEVS);
+	unsigned n = scan(&a);
 	const struct pci_dev *blk = find(devs, n, 0x1af4, 0x1001);
 	assert_int_equal(blk->bar[0].io, 1);
 	assert_int_equal(blk->bar[0].addr, 0x6200);
@@ -251,7 +283,7 @@ static void test_bridge_loop_is_cut(void **state)
 	struct ffn *b4 = add_fn(&P, 0, 5, 0, 0x1b36, 0x000c, 1);
 	b4->cfg[PCI_SECONDARY_BUS] = 1;
 	struct pci_access a = access_of(&P);
-	unsigned n = pci_scan(&a, devs, PCI_MAX_DEVS);
+	unsigned n = scan(&a);
 	assert_int_equal(n, 10);
 	unsigned on_bus1 = 0;
 	for (unsigned i = 0; i < n; i++)
@@ -275,7 +307,7 @@ static void test_capability_walk_and_loop(void **state)
 	(void)state;
 	build_q35(&P);
 	struct pci_access a = access_of(&P);
-	unsigned n = pci_scan(&a, devs, PCI_MAX_DEVS);
+	unsigned n = scan(&a);
 	const struct pci_dev *bal = find(devs, n, 0x1af4, 0x1045);
 	uint16_t c = pci_find_cap(bal, PCI_CAP_ID_VNDR, 0);
 	unsigned count = 0;
@@ -415,7 +447,7 @@ static void test_virtio_caps_parsed(void **state)
 	(void)state;
 	build_q35(&P);
 	struct pci_access a = access_of(&P);
-	unsigned n = pci_scan(&a, devs, PCI_MAX_DEVS);
+	unsigned n = scan(&a);
 	struct vp_dev vp = { .name = "vb" };
 	assert_int_equal(vp_parse_caps(&vp, find(devs, n, 0x1af4, 0x1045)), 0);
 	assert_int_equal(vp.r[VP_COMMON].bar, 4);
@@ -441,7 +473,7 @@ static void test_virtio_caps_bad_ones_skipped(void **state)
 	add_vcap(bal, 0x70, VIRTIO_PCI_CAP_DEVICE_CFG, 4, 0x2000, 0x1000, 0);
 	add_vcap(bal, 0x58, VIRTIO_PCI_CAP_NOTIFY_CFG, 4, 0x3000, 0x1000, 4);
 	struct pci_access a = access_of(&P);
-	unsigned n = pci_scan(&a, devs, PCI_MAX_DEVS);
+	unsigned n = scan(&a);
 	struct vp_dev vp = { .name = "vb" };
 	assert_int_equal(vp_parse_caps(&vp, find(devs, n, 0x1af4, 0x1045)), 0);
 	assert_int_equal(vp.r[VP_COMMON].offset, 0);
@@ -465,7 +497,7 @@ static void test_virtio_caps_cyclic_list(void **state)
 	struct ffn *bal = lookup(&P, 1, 0, 0);
 	bal->cfg[0x40 + 1] = 0x40;     /* the last capability (PCI_CFG at 0x40) points at itself */
 	struct pci_access a = access_of(&P);
-	unsigned n = pci_scan(&a, devs, PCI_MAX_DEVS);
+	unsigned n = scan(&a);
 	struct vp_dev vp = { .name = "vb" };
 	host_klog_reset();
 	/* the four regions come before the loop: found, with one line about it */
@@ -488,7 +520,7 @@ static void test_legacy_only_device_refused(void **state)
 	(void)state;
 	build_q35(&P);
 	struct pci_access a = access_of(&P);
-	unsigned n = pci_scan(&a, devs, PCI_MAX_DEVS);
+	unsigned n = scan(&a);
 	struct vp_dev vp = { .name = "blk" };
 	host_klog_reset();
 	assert_int_equal(vp_parse_caps(&vp, find(devs, n, 0x1af4, 0x1001)), -1);
@@ -675,6 +707,7 @@ static void test_config_generation(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_scan_only_reads),
 		cmocka_unit_test(test_scan_walks_bridges_and_functions),
 		cmocka_unit_test(test_bar_sizing),
 		cmocka_unit_test(test_bridge_loop_is_cut),
