@@ -157,6 +157,9 @@ void kmain(const struct boot_info *bi_loader)
 		       cmdline_error_count, cmdline_error_count == 1 ? "" : "s");
 
 	run_initcalls();
+	/* The clock checks that ran in the background during set-up. */
+	time_confirm();
+	lapic_timer_calibrate();
 	irq_enable();
 
 	uint64_t hz = time_tsc_hz();

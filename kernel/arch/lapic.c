@@ -64,27 +64,42 @@ int lapic_attach(volatile void *regs)
 	return 0;
 }
 
+/* The timer's rate, measured against the TSC while boot goes on:
+ * lapic_timer_init starts a masked one-shot from the top (divide by 16),
+ * lapic_timer_calibrate reads how far it counted - tens of thousands of
+ * counts per millisecond on any real bus clock, so after the millisecond or
+ * more boot takes the rate is good to a fraction of a percent, and a
+ * wake-up that comes a little early or late costs nothing (the loop goes by
+ * TSC deadlines and re-arms). */
+static uint64_t cal_t0;
+
 int lapic_timer_init(void)
 {
 	if (!lapic)
 		return -1;
 	trap_register(VEC_TIMER, timer_irq);
-
-	/* Count the APIC timer (divide by 16) over 1 ms of TSC time: tens of
-	 * thousands of counts on any real bus clock, so the rate is good to a
-	 * fraction of a percent, and a wake-up that comes a little early or
-	 * late costs nothing (the loop goes by TSC deadlines and re-arms). */
 	lapic_write(LAPIC_TIMER_DIV, 0x3);
 	lapic_write(LAPIC_LVT_TIMER, LVT_MASKED);    /* masked one-shot */
 	lapic_write(LAPIC_TIMER_INIT, 0xffffffffu);
-	udelay(1000);
+	cal_t0 = rdtsc();
+	return 0;
+}
+
+int lapic_timer_calibrate(void)
+{
+	if (!lapic || !cal_t0)
+		return -1;
+	uint64_t ns;
+	while ((ns = tsc_to_ns(rdtsc() - cal_t0)) < 1000000u)    /* at least 1 ms */
+		cpu_relax();
 	uint32_t counted = 0xffffffffu - lapic_read(LAPIC_TIMER_CUR);
 	lapic_write(LAPIC_TIMER_INIT, 0);
+	cal_t0 = 0;
 	if (counted < 100) {
 		klog("lapic: timer does not count; the work loop polls instead of sleeping");
 		return -1;
 	}
-	counts_per_ms = counted;
+	counts_per_ms = (uint64_t)(((unsigned __int128)counted * 1000000u) / ns);
 	lapic_write(LAPIC_LVT_TIMER, VEC_TIMER);     /* one-shot, unmasked; idle until armed */
 	return 0;
 }

@@ -23,17 +23,27 @@ static uint64_t cpuid_tsc_hz(void)
 	return tsc_hz_from_cpuid(r0[0], l15, r16[0]);
 }
 
-/* One-shot on PIT channel 2 (gate through port 0x61, no IRQ): TSC ticks
- * while the counter runs down `pit_ticks`. Bounded by TSC time, not by a
- * count of port reads (each can cost microseconds under emulation): ~0 if
- * the PIT is absent or never counts within `tsc_limit` ticks. */
-static uint64_t pit_measure(uint16_t pit_ticks, uint64_t tsc_limit)
+/* PIT channel 2 as a one-shot, gated through port 0x61 (speaker off, no
+ * IRQ); returns the gate's old value for the caller to put back, and in
+ * *t_before the TSC just before the write that starts the count. */
+static uint8_t pit_arm(uint16_t pit_ticks, uint64_t *t_before)
 {
 	uint8_t gate = inb(0x61);
 	outb(0x61, (gate & ~0x02) | 0x01);     /* gate on, speaker off */
 	outb(0x43, 0xb0);                      /* ch2, lo/hi, mode 0, binary */
 	outb(0x42, pit_ticks & 0xff);
+	*t_before = rdtsc();
 	outb(0x42, pit_ticks >> 8);
+	return gate;
+}
+
+/* TSC ticks while channel 2 runs down `pit_ticks`. Bounded by TSC time, not
+ * by a count of port reads (each can cost microseconds under emulation): 0
+ * if the PIT is absent or never counts within `tsc_limit` ticks. */
+static uint64_t pit_measure(uint16_t pit_ticks, uint64_t tsc_limit)
+{
+	uint64_t before;
+	uint8_t gate = pit_arm(pit_ticks, &before);
 	uint64_t start = rdtsc();
 	while (!(inb(0x61) & 0x20))
 		if (rdtsc() - start > tsc_limit) {
@@ -45,8 +55,16 @@ static uint64_t pit_measure(uint16_t pit_ticks, uint64_t tsc_limit)
 	return end - start;
 }
 
+/* clock_ns() = ns_base + (rdtsc - tsc_base) scaled: a new rate starts from
+ * now, so the clock never jumps back when the check corrects the rate. */
+static uint64_t ns_base;
+
 static void set_rate(uint64_t hz)
 {
+	uint64_t now = rdtsc();
+	if (ns_mult)
+		ns_base += (uint64_t)(((unsigned __int128)(now - tsc_base) * ns_mult) >> 32);
+	tsc_base = now;
 	tsc_hz = hz;
 	ns_mult = (uint64_t)(((unsigned __int128)NS_PER_S << 32) / hz);
 }
@@ -57,40 +75,36 @@ static int within_2pct(uint64_t a, uint64_t b)
 	return d * 50 <= b;
 }
 
-int time_init(uint64_t loader_tsc_hz)
+/* The median of three 10 ms PIT runs, so a run stretched by the host does
+ * not skew the clock - unless the first run found no PIT at all, which more
+ * would only confirm slowly. 0: no PIT. */
+static uint64_t pit_calibrate(uint64_t limit)
 {
-	tsc_base = rdtsc();
-	/* A guess of the rate bounds each 10 ms PIT run at ~100 ms of TSC time:
-	 * the loader's figure, else CPUID's, else 4e9 ticks (1 s at 4 GHz). */
-	uint64_t cpuid_hz = cpuid_tsc_hz();
-	uint64_t guess = loader_tsc_hz >= 10000000ull ? loader_tsc_hz : cpuid_hz;
-	uint64_t limit = guess ? guess / 10 : 4000000000ull;
-	/* The loader measured the rate against UEFI's Stall over a longer
-	 * time: a 1 ms PIT run that agrees with it (within 2%) confirms it, and
-	 * boot does not wait 10 ms for a figure it has. Otherwise (no loader
-	 * figure, or they disagree) take the median of three 10 ms PIT runs so
-	 * a run stretched by the host does not skew the clock - unless the
-	 * first run found no PIT at all, which more would only confirm slowly. */
-	uint64_t hz = 0;
-	if (loader_tsc_hz >= 10000000ull) {
-		hz = tsc_hz_from_pit(pit_measure(1193, limit / 10), 1193);
-		if (hz && within_2pct(hz, loader_tsc_hz)) {
-			set_rate(loader_tsc_hz);
-			return 0;
-		}
-	}
-	hz = tsc_hz_from_pit(pit_measure(11932, limit), 11932);
-	if (hz && (!loader_tsc_hz || !within_2pct(hz, loader_tsc_hz))) {
-		uint64_t r[3] = { hz, tsc_hz_from_pit(pit_measure(11932, limit), 11932),
-		                  tsc_hz_from_pit(pit_measure(11932, limit), 11932) };
-		for (int i = 0; i < 2; i++)
-			for (int j = i + 1; j < 3; j++)
-				if (r[j] < r[i]) { uint64_t t = r[i]; r[i] = r[j]; r[j] = t; }
-		hz = r[1];
-		if (loader_tsc_hz && hz >= 10000000ull && !within_2pct(hz, loader_tsc_hz))
-			klog("time: PIT says %lu kHz, UEFI Stall says %lu kHz (>2%% apart); using the PIT",
-			     hz / 1000, loader_tsc_hz / 1000);
-	}
+	uint64_t hz = tsc_hz_from_pit(pit_measure(11932, limit), 11932);
+	if (!hz)
+		return 0;
+	uint64_t r[3] = { hz, tsc_hz_from_pit(pit_measure(11932, limit), 11932),
+	                  tsc_hz_from_pit(pit_measure(11932, limit), 11932) };
+	for (int i = 0; i < 2; i++)
+		for (int j = i + 1; j < 3; j++)
+			if (r[j] < r[i]) { uint64_t t = r[i]; r[i] = r[j]; r[j] = t; }
+	return r[1];
+}
+
+/* The PIT's check of the loader's figure, running while boot goes on
+ * (time_init starts it, time_confirm reads it). */
+static struct {
+	int running;
+	uint8_t gate;
+	uint64_t t0, t0_err, limit, loader_hz;   /* start: t0 +- t0_err TSC ticks */
+} check;
+
+static int choose_rate(uint64_t pit_hz, uint64_t loader_tsc_hz, uint64_t cpuid_hz)
+{
+	uint64_t hz = pit_hz;
+	if (hz >= 10000000ull && loader_tsc_hz >= 10000000ull && !within_2pct(hz, loader_tsc_hz))
+		klog("time: PIT says %lu kHz, UEFI Stall says %lu kHz (>2%% apart); using the PIT",
+		     hz / 1000, loader_tsc_hz / 1000);
 	if (hz < 10000000ull) {
 		if (loader_tsc_hz >= 10000000ull) {
 			hz = loader_tsc_hz;
@@ -108,7 +122,92 @@ int time_init(uint64_t loader_tsc_hz)
 	return 0;
 }
 
+int time_init(uint64_t loader_tsc_hz)
+{
+	/* A guess of the rate bounds each PIT run at ~100 ms of TSC time: the
+	 * loader's figure, else CPUID's, else 4e9 ticks (1 s at 4 GHz). */
+	uint64_t cpuid_hz = cpuid_tsc_hz();
+	uint64_t guess = loader_tsc_hz >= 10000000ull ? loader_tsc_hz : cpuid_hz;
+	uint64_t limit = guess ? guess / 10 : 4000000000ull;
+	/* The loader measured the rate against UEFI's Stall over a longer time.
+	 * Use it now and let the PIT check it in the background: channel 2
+	 * counts down from its maximum (55 ms) while boot goes on, and
+	 * time_confirm reads how far it got - boot does not wait for a figure it
+	 * has. Without a loader figure, calibrate here. */
+	if (loader_tsc_hz >= 10000000ull) {
+		set_rate(loader_tsc_hz);
+		uint64_t before;
+		check.gate = pit_arm(0xffff, &before);
+		uint64_t after = rdtsc();
+		check.t0 = before + (after - before) / 2;
+		check.t0_err = (after - before) / 2 + 1;
+		check.limit = limit;
+		check.loader_hz = loader_tsc_hz;
+		check.running = 1;
+		return 0;
+	}
+	return choose_rate(pit_calibrate(limit), 0, cpuid_hz);
+}
+
+int time_confirm(void)
+{
+	if (!check.running)
+		return 0;
+	check.running = 0;
+	/* How far channel 2 got, at least 1 ms of PIT time (1193 ticks); boot
+	 * has usually run longer. Each reading is bracketed by TSC reads; the
+	 * tightest of three is kept, so a host that stalls us between the latch
+	 * and the TSC read cannot skew the figure. If the count already ran out
+	 * (a slow boot), a fresh 1 ms run checks the loader's figure. */
+	uint32_t elapsed = 0;
+	uint64_t t1 = 0, t1_err = UINT64_MAX;
+	int ran_out = 0;
+	for (int got = 0; got < 3;) {
+		uint64_t a = rdtsc();
+		outb(0x43, 0x80);                  /* latch channel 2 */
+		uint64_t b = rdtsc();
+		uint32_t lo = inb(0x42), hi = inb(0x42);
+		if (inb(0x61) & 0x20) {            /* ran out: the count wrapped */
+			ran_out = 1;
+			break;
+		}
+		uint32_t e = 0xffffu - (hi << 8 | lo);
+		if (e < 1193 && b - check.t0 < check.limit / 10) {
+			cpu_relax();
+			continue;
+		}
+		if ((b - a) / 2 < t1_err) {
+			t1 = a + (b - a) / 2;
+			t1_err = (b - a) / 2 + 1;
+			elapsed = e;
+		}
+		got++;
+	}
+	outb(0x61, check.gate);
+	uint64_t hz = 0;
+	if (!ran_out && elapsed >= 1193 && t1 > check.t0 &&
+	    (check.t0_err + t1_err) * 500 <= t1 - check.t0)    /* known to 0.2% */
+		hz = tsc_hz_from_pit(t1 - check.t0, elapsed);
+	else if (ran_out)
+		hz = tsc_hz_from_pit(pit_measure(1193, check.limit / 10), 1193);
+	if (hz && within_2pct(hz, check.loader_hz)) {
+		if (!ran_out)
+			set_rate(hz);       /* measured over longer than the loader did */
+		return 0;
+	}
+	/* A long, tight run that disagrees is a good figure; anything else -
+	 * no PIT, a short or loose run - is measured again properly. */
+	if (!hz || ran_out)
+		hz = hz ? pit_calibrate(check.limit) : 0;
+	return choose_rate(hz, check.loader_hz, cpuid_tsc_hz());
+}
+
 uint64_t time_tsc_hz(void) { return tsc_hz; }
+
+uint64_t time_pit_hz(void)
+{
+	return tsc_hz_from_pit(pit_measure(11932, tsc_hz / 10), 11932);
+}
 
 uint64_t tsc_to_ns(uint64_t ticks)
 {
@@ -117,7 +216,7 @@ uint64_t tsc_to_ns(uint64_t ticks)
 
 uint64_t clock_ns(void)
 {
-	return ns_mult ? tsc_to_ns(rdtsc() - tsc_base) : 0;
+	return ns_mult ? ns_base + tsc_to_ns(rdtsc() - tsc_base) : 0;
 }
 
 void udelay(uint64_t us)

@@ -9,9 +9,16 @@
 
 #include <stdint.h>
 
-/* Calibrate; 0 on success. Must run before clock_ns() is meaningful. */
+/* Calibrate; 0 on success. Must run before clock_ns() is meaningful. With a
+ * loader figure, that figure is used at once and the PIT checks it in the
+ * background; time_confirm (before the kernel says it is ready) finishes the
+ * check, and if the PIT disagrees by more than 2% recalibrates (30 ms, one
+ * line) - clock_ns() stays monotonic across the change. */
 int time_init(uint64_t loader_tsc_hz);
+int time_confirm(void);
 uint64_t time_tsc_hz(void);
+/* A fresh 10 ms PIT measurement of the TSC rate (0: no PIT), for tests. */
+uint64_t time_pit_hz(void);
 uint64_t tsc_to_ns(uint64_t ticks);
 void udelay(uint64_t us);
 
@@ -24,13 +31,16 @@ uint64_t tsc_hz_from_cpuid(uint32_t max_leaf, const uint32_t l15[3], uint32_t l1
 /* Local APIC (kernel/arch/lapic.c): lapic_enable masks the 8259s, enables the
  * APIC and returns the physical address of its registers; lapic_attach takes
  * them, mapped uncached by the caller (NULL: -1; no EOIs, no interrupts), and
- * software-enables the APIC; lapic_timer_init calibrates its timer (one that
- * does not count: -1, one line). The timer is one-shot: lapic_timer_arm(ns)
+ * software-enables the APIC; lapic_timer_init starts counting its timer
+ * against the TSC and lapic_timer_calibrate (after time_confirm, before the
+ * work loop first sleeps) reads how far it got (one that does not count: -1,
+ * one line). The timer is one-shot: lapic_timer_arm(ns)
  * raises VEC_TIMER once after `ns` (0 stops it); timer_ticks() counts those
  * interrupts. */
 uint64_t lapic_enable(void);
 int lapic_attach(volatile void *regs);
 int lapic_timer_init(void);
+int lapic_timer_calibrate(void);
 int lapic_timer_ok(void);
 void lapic_timer_arm(uint64_t ns);
 void lapic_eoi(void);
