@@ -3,8 +3,9 @@
  * public calls on the result are in mm.c.
  *
  * Order, and why:
- *  1. Metadata for the frame allocator is carved from the top of the highest
- *     usable region that fits, reached through the loader's direct map.
+ *  1. Metadata for the frame allocator and our page tables are carved from
+ *     boot-services memory the firmware left (else free memory), reached
+ *     through the loader's direct map (place_meta says why).
  *  2. The allocator starts with boot-services, loader and boot_info memory
  *     still allocated: we are running on the loader's page tables, which
  *     live in BOOTINFO memory.
@@ -142,23 +143,29 @@ static uint64_t table_pages_bound(const struct boot_info *bi, size_t meta_bytes)
 	return pages + (meta_bytes >> 21) * 2 + (meta_bytes >> 17);
 }
 
-/* Top of the highest usable region with room: far from the low memory some
- * firmware and devices like, and out of the way of early allocations. */
-static uint64_t place_meta(const struct boot_info *bi, uint64_t bytes)
+/* Where the carve goes. Memory the firmware used and left behind (boot
+ * services code and data, RECLAIMABLE) first: nothing uses it once we run
+ * on our own stack, GDT and IDT with boot_info copied, and the host already
+ * backs it - the first write to a 2 MiB page the guest never touched makes
+ * the host populate it, 4-6 ms under TCG, more than the rest of mm's set-up.
+ * Else the top of the highest usable region with room: far from the low
+ * memory some firmware and devices like. Either way the top of the highest
+ * region that fits, on a 2 MiB boundary when the region allows, so boot
+ * writes one 2 MiB page of the host's, not two. */
+static uint64_t place_meta(const struct boot_info *bi, uint64_t bytes, uint32_t *type)
 {
+	static const uint32_t prefer[] = { BOOT_MEM_RECLAIMABLE, BOOT_MEM_USABLE };
 	uint64_t len = (bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-	for (uint32_t i = bi->mmap_count; i-- > 0;) {
-		const struct boot_mem_region *r = &bi->mmap[i];
-		uint64_t end = r->base + r->pages * PAGE_SIZE;
-		if (r->type != BOOT_MEM_USABLE || r->pages * PAGE_SIZE < len || end > bi->max_phys)
-			continue;
-		/* Start on a 2 MiB boundary when the region allows: what boot
-		 * writes first (tables, the first sections' metadata) then sits
-		 * in one 2 MiB page of the host's, and the host populates one
-		 * huge page instead of two (each costs milliseconds under TCG). */
-		uint64_t at = (end - len) & ~(PT_SIZE_2M - 1);
-		return at >= r->base ? at : end - len;
-	}
+	for (unsigned k = 0; k < 2; k++)
+		for (uint32_t i = bi->mmap_count; i-- > 0;) {
+			const struct boot_mem_region *r = &bi->mmap[i];
+			uint64_t end = r->base + r->pages * PAGE_SIZE;
+			if (r->type != prefer[k] || r->pages * PAGE_SIZE < len || end > bi->max_phys)
+				continue;
+			uint64_t at = (end - len) & ~(PT_SIZE_2M - 1);
+			*type = prefer[k];
+			return at >= r->base ? at : end - len;
+		}
 	return 0;
 }
 
@@ -357,7 +364,8 @@ static int mm_boot_init(void)
 	if (boot_meta > meta_bytes)
 		boot_meta = meta_bytes;
 	uint64_t carve = boot_meta + table_pages_bound(bi, boot_meta) * PAGE_SIZE;
-	uint64_t carve_pa = meta_bytes ? place_meta(bi, carve) : 0;
+	uint32_t carve_type = 0;
+	uint64_t carve_pa = meta_bytes ? place_meta(bi, carve, &carve_type) : 0;
 	if (!carve_pa) {
 		klog("mm: no usable region holds the %llu KiB of frame metadata and page tables",
 		     (unsigned long long)carve >> 10);
@@ -415,7 +423,9 @@ static int mm_boot_init(void)
 	       boot_bump.end - boot_bump.next >= fa_section_meta_bound() + 8 * PAGE_SIZE &&
 	       (err = fa_online_boot(&mmk.fa, 0, UINT64_MAX, 1, &done)) == MM_OK && done)
 		;
-	if (!err)
+	/* What the carve used stays the kernel's: boot memory is that already;
+	 * free memory is claimed. */
+	if (!err && carve_type == BOOT_MEM_USABLE)
 		err = fa_claim_range(&mmk.fa, carve_pa >> PAGE_SHIFT, (boot_bump.next - carve_pa) >> PAGE_SHIFT);
 	if (err) {
 		/* Our tables map everything the kernel uses, so it runs on; kmem
@@ -432,11 +442,22 @@ static int mm_boot_init(void)
 			mmk.pending_pages += bi->mmap[i].pages;
 	mmk.pending_pages = mmk.pending_pages > mmk.fa.total ? mmk.pending_pages - mmk.fa.total : 0;
 
-	/* Nothing uses the loader's tables, stack or boot services memory now. */
+	/* Nothing uses the loader's tables, stack or boot services memory now,
+	 * except what the carve used of it. */
+	uint64_t keep0 = carve_pa >> PAGE_SHIFT, keep1 = boot_bump.next >> PAGE_SHIFT;
 	for (uint32_t i = 0; i < bi->mmap_count; i++) {
 		const struct boot_mem_region *r = &bi->mmap[i];
-		if (r->type == BOOT_MEM_RECLAIMABLE || r->type == BOOT_MEM_BOOTINFO)
-			mmk.reclaimed_pages += fa_free_range(&mmk.fa, r->base >> PAGE_SHIFT, r->pages);
+		if (r->type != BOOT_MEM_RECLAIMABLE && r->type != BOOT_MEM_BOOTINFO)
+			continue;
+		uint64_t p0 = r->base >> PAGE_SHIFT, p1 = p0 + r->pages;
+		if (carve_type != BOOT_MEM_RECLAIMABLE || keep1 <= p0 || keep0 >= p1) {
+			mmk.reclaimed_pages += fa_free_range(&mmk.fa, p0, r->pages);
+			continue;
+		}
+		if (keep0 > p0)
+			mmk.reclaimed_pages += fa_free_range(&mmk.fa, p0, keep0 - p0);
+		if (p1 > keep1)
+			mmk.reclaimed_pages += fa_free_range(&mmk.fa, keep1, p1 - keep1);
 	}
 	fa_boot_reclaimed(&mmk.fa);     /* and what comes online later is free */
 	if (vregion_init(&mmk.heap, &mmk.fa, &mmk.pt, MM_HEAP_BASE, MM_HEAP_SIZE) ||

@@ -410,14 +410,42 @@ int fa_claim_range(struct frame_alloc *fa, uint64_t pfn, uint64_t count)
 
 uint64_t fa_free_range(struct frame_alloc *fa, uint64_t pfn, uint64_t count)
 {
+	/* A block at a time: the frames' bits and descriptors, then the block's
+	 * counts and its list once - boot hands back tens of MiB this way, and
+	 * resettling the block per frame cost milliseconds. */
 	uint64_t freed = 0;
-	for (uint64_t p = pfn; p < pfn + count; p++) {
+	for (uint64_t p = pfn; p < pfn + count;) {
 		uint64_t idx = p - fa->base_pfn;
-		if (!fa_idx_present(fa, idx))
+		uint64_t stop = ((idx >> BLOCK_ORDER) + 1) << BLOCK_ORDER;
+		if (stop - idx > pfn + count - p)
+			stop = idx + (pfn + count - p);
+		p += stop - idx;
+		if (idx >= fa_nframes(fa) || !fa_idx_present(fa, idx))
+			continue;       /* a section is present or not as a whole */
+		uint32_t b = (uint32_t)(idx >> BLOCK_ORDER);
+		struct mblock *blk = &fa->blocks[b];
+		unsigned n = 0;
+		for (; idx < stop; idx++) {
+			if (fa->desc[idx] != fd_make(FS_KERNEL, 0))
+				continue;
+			unsigned i = (unsigned)(idx & (PAGES_PER_BLOCK - 1));
+			blk->map[i >> 6] &= ~(1ull << (i & 63));
+			if ((i >> 6) < blk->hint)
+				blk->hint = (uint8_t)(i >> 6);
+			fa->desc[idx] = fd_make(FS_FREE, 0);
+			n++;
+		}
+		if (!n)
 			continue;
-		if (fa->desc[idx] == fd_make(FS_KERNEL, 0)) {
-			fa_release_run(fa, idx, 0);
-			freed++;
+		blk->nfree = (uint16_t)(blk->nfree + n);
+		fa->nr[FS_KERNEL] -= n;
+		fa->nr[FS_FREE] += n;
+		freed += n;
+		if (blk->flags & BF_CURRENT) {
+			if (blk->nfree == PAGES_PER_BLOCK && fa->part_mask[blk->kind])
+				fa_uncurrent(fa, (enum block_kind)blk->kind);
+		} else {
+			fa_block_settle(fa, b);
 		}
 	}
 	return freed;

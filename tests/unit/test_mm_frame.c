@@ -550,6 +550,38 @@ static void test_claim_range(void **state)
 	assert_int_equal(fa_claim_range(fa, m, 1), MM_ESTATE);
 	assert_int_equal(fa_free_range(fa, 600, 100), 100);
 	assert_consistent(fa);
+
+	mm_sim_fini(&s);
+}
+
+/* Boot memory goes back a block at a time: only single kernel frames (not a
+ * movable frame, not an order-2 run's head or tail), ranges partly past the
+ * end are cut, and the counts and lists stay right. */
+static void test_free_range_by_block(void **state)
+{
+	struct mm_sim s;
+	assert_int_equal(mm_sim_init_flat(&s, 16, 0), 0);
+	struct frame_alloc *fa = &s.fa;
+	uint64_t free0 = fa_free_pages(fa);
+	assert_int_equal(fa_claim_range(fa, 1000, 1200), MM_OK);   /* blocks 1..4 */
+	uint64_t run, m;
+	assert_int_equal(fa_alloc(fa, 2, &run), MM_OK);
+	assert_true(run >= 900 && run < 2300);                     /* in a claimed block */
+	assert_int_equal(fa_alloc_movable(fa, 0x1000, &m), MM_OK);
+	uint64_t before_free = fa->nr[FS_FREE];
+	assert_int_equal(fa_free_range(fa, 900, 1400), 1200);
+	assert_int_equal(fa->nr[FS_FREE], before_free + 1200);
+	struct frame_info fi;
+	assert_int_equal(fa_frame_info(fa, run, &fi), MM_OK);
+	assert_int_equal(fi.state, FS_KERNEL);
+	assert_int_equal(fa_frame_info(fa, m, &fi), MM_OK);
+	assert_int_equal(fi.state, FS_MOVABLE);
+	assert_int_equal(fa_free_range(fa, 16 * 512 - 10, 100), 0);
+	assert_consistent(fa);
+	assert_int_equal(fa_free(fa, run, 2), MM_OK);
+	assert_int_equal(fa_free(fa, m, 0), MM_OK);
+	assert_consistent(fa);
+	assert_int_equal(fa_free_pages(fa), free0);
 	mm_sim_fini(&s);
 }
 
@@ -593,6 +625,7 @@ int main(void)
 		cmocka_unit_test(test_balloon_resident_blocks_only),
 		cmocka_unit_test(test_free_page_reporting),
 		cmocka_unit_test(test_claim_range),
+		cmocka_unit_test(test_free_range_by_block),
 		cmocka_unit_test(test_metrics_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
