@@ -79,7 +79,8 @@ int balloon_init(struct balloon *b, const struct balloon_setup *s)
 		b->s.rops = NULL;
 
 	b->nblocks = (s->max_pfn + PAGES_PER_BLOCK - 1) / PAGES_PER_BLOCK;
-	memset(s->track, 0, balloon_track_bytes(s->max_pfn));
+	if (!s->track_zeroed)
+		memset(s->track, 0, balloon_track_bytes(s->max_pfn));
 	b->bitmap = s->track;
 	b->heads = b->bitmap + b->nblocks * (PAGES_PER_BLOCK / 64);
 	b->blk_count = (uint16_t *)(b->heads + b->nblocks * (PAGES_PER_BLOCK / 64));

@@ -275,6 +275,8 @@ struct balloon_setup {
 	/* Private tracking memory (any kernel memory), >= balloon_track_bytes(). */
 	void *track;
 	size_t track_len;
+	int track_zeroed;                 /* 1: known all zero (fresh anonymous memory), not cleared
+	                                   * again - megabytes on a big guest */
 	uint64_t max_pfn;                 /* PFNs the allocator can return are < this */
 	enum balloon_layout layout;       /* element layout (above) */
 	struct balloon_params params;

@@ -232,8 +232,9 @@ static void start_core(struct virtio_balloon_dev *d, int first)
 	size_t track_bytes = (balloon_track_bytes(max_pfn) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 	if (!d->dma)
 		d->dma = dma_alloc_pages(BALLOON_DMA_BYTES / PAGE_SIZE, &d->dma_pa);
+	int fresh = !d->track;
 	if (!d->track) {
-		d->track = kmem_anon_map(track_bytes);
+		d->track = kmem_anon_map(track_bytes);     /* zeroed */
 		d->track_len = d->track ? track_bytes : 0;
 	}
 	if (!d->b)
@@ -252,7 +253,7 @@ static void start_core(struct virtio_balloon_dev *d, int first)
 		.rops = &balloon_kernel_reclaim_ops, .rctx = NULL,
 		.features = d->vp.features,
 		.dma = d->dma, .dma_pa = d->dma_pa, .dma_len = BALLOON_DMA_BYTES,
-		.track = d->track, .track_len = d->track_len, .max_pfn = max_pfn,
+		.track = d->track, .track_len = d->track_len, .track_zeroed = fresh, .max_pfn = max_pfn,
 		.layout = balloon_knob_single_desc() ? BALLOON_LAYOUT_SINGLE : BALLOON_LAYOUT_CHAIN,
 	};
 	balloon_knobs_to_params(&s.params);
