@@ -197,7 +197,10 @@ class Cli(Env):
 
     def test_sigterm_leaves_guests_where_they_are_and_restores_stats(self):
         g1 = self.fake("g1", actual_mib=256, avail_mib=30)
-        conf = self.write_config()
+        # One step, then SIGTERM: a tick interval no loaded host overruns
+        # between the first step and the signal (at 0.2 s a slow `status`
+        # let the daemon take a second step, and the test failed under load).
+        conf = self.write_config(self.config_text().replace("interval = 0.2", "interval = 10"))
         p = subprocess.Popen([sys.executable, BALLOOND, "run", "--config", conf, "--json"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
