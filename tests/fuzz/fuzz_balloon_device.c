@@ -19,9 +19,14 @@
  * every frame's owner, no frame given back while the device may use it, the
  * application's data intact, no protocol or register-order error by the
  * driver; once the device published completions it never did, only the
- * driver-side ones, see tolerate_lies in fake_hostile_dev.h). At the end, if
- * the device can still be reset, it is, and every frame the balloon ever
- * took must be back exactly once. Violations abort.
+ * driver-side ones, see tolerate_lies in fake_hostile_dev.h): what breaks one
+ * as it happens (a frame given back twice or while the device may use it, a
+ * protocol error, counts that disagree) after that action; the scans over
+ * every frame and the balloon's books after every FULL_CHECK_EVERY-th
+ * action, every reset or recovery, and at the end; the application's data
+ * every 32 ms of its run, on its own steps, and at the end. At the
+ * end, if the device can still be reset, it is, and every frame the balloon
+ * ever took must be back exactly once. Violations abort.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -32,7 +37,20 @@
 #include "kclock.h"
 
 #define BASE    256u
-#define NPAGES  (16u * PAGES_PER_BLOCK)
+/* Eight blocks: still more than the OOM path's deflate (4 blocks), the
+ * largest min_free (3.5) and a small-run inflate's elements (BALLOON_SLOTS of
+ * 32 runs); the driver's work per poll grows with the frames it moves, and
+ * with 16 blocks inputs took 1.6 times as long, for no more coverage. */
+#ifndef NPAGES
+#define NPAGES  (8u * PAGES_PER_BLOCK)
+#endif
+/* hsys_check scans every frame and the balloon's books after every Nth step
+ * (and after every reset or recovery; the errors recorded as they happened
+ * and the owner counts against the balloon's after every step), and in full
+ * at the end of every input. */
+#ifndef FULL_CHECK_EVERY
+#define FULL_CHECK_EVERY 8u
+#endif
 
 #define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "fuzz_balloon_device: " __VA_ARGS__); \
 	fprintf(stderr, "\n"); abort(); } } while (0)
@@ -78,16 +96,18 @@ static const uint16_t common_offs[] = {
 	VIRTIO_PCI_COMMON_Q_NOFF, VIRTIO_PCI_COMMON_Q_MSIX,
 };
 
-static void check(struct hsys *x, const char *after)
+static void check_(struct hsys *x, const char *after, int full)
 {
 	char why[300];
 	if (ovr_fired)
 		x->dev.pci.order_errors = 0;
-	if (hsys_check(x, why, sizeof why) != 0) {
+	if ((full ? hsys_check_full : hsys_check)(x, why, sizeof why) != 0) {
 		fprintf(stderr, "fuzz_balloon_device: after %s: %s\n", after, why);
 		abort();
 	}
 }
+static void check(struct hsys *x, const char *after) { check_(x, after, 0); }
+static void check_full(struct hsys *x, const char *after) { check_(x, after, 1); }
 
 static uint32_t target(struct input *in)
 {
@@ -115,7 +135,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t min_free = (byte(&in) % 8) * PAGES_PER_BLOCK / 2;
 	uint64_t seed = 1 + byte(&in);
 	CHECK(hsys_init(&x, BASE, NPAGES, min_free, seed) == 0, "out of memory");
-	x.app_check_every = 8;
+	x.app_check_every = 32;   /* corrupt data stays corrupt: found by a later check, a free or the end */
+	x.full_check_every = FULL_CHECK_EVERY;
 	x.dev.read_hook = hook;
 	x.dev.ns_per_read = 1000;   /* time passes with every register read: bounded waits end */
 	x.dev.tolerate_lies = 1;
@@ -233,15 +254,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(&x, "a step");
 	}
 
-	/* The end: a device that can still be reset is, and then every frame the
-	 * balloon took is back exactly once. */
+	/* The end: every invariant in full (hsys_check scans the frames and the
+	 * books only every FULL_CHECK_EVERY steps); then a device that can still
+	 * be reset is, and every frame the balloon took is back exactly once. */
+	fake_mem_app_check(&x.mem);
+	check_full(&x, "the last step");
 	memset(ovr, 0, sizeof ovr);
 	struct virtio_balloon_dev *d = x.vb;
 	if (d && !x.dev.gone && !x.dev.reset_stuck && vp_reset(&d->vp) == 0) {
 		if (d->core_up)
 			balloon_release_all(d->b);
 		d->core_up = d->transport_up = 0;
-		check(&x, "the final reset");
+		check_full(&x, "the final reset");
 		CHECK(x.mem.nballoon == 0, "%llu frames still the balloon's after a reset",
 		      (unsigned long long)x.mem.nballoon);
 		CHECK(x.mem.nisolated == 0, "%llu frames still isolated for reporting after a reset",

@@ -80,10 +80,21 @@ static uint64_t first_block(const struct fake_mem *m)
 	return (m->base_pfn + PAGES_PER_BLOCK - 1) / PAGES_PER_BLOCK * PAGES_PER_BLOCK;
 }
 
+/* All of [pfn, pfn + n) free? FM_FREE is 0: eight owners at a time, without
+ * ASan's per-byte checks (the allocator's searches below run this all the
+ * time over nearly full memory; they were a fifth of fuzz_balloon_device's time). */
+__attribute__((no_sanitize("address")))
 static int range_free(const struct fake_mem *m, uint64_t pfn, uint64_t n)
 {
-	for (uint64_t p = pfn; p < pfn + n; p++)
-		if (*st(m, p) != FM_FREE)
+	const uint8_t *s = m->st + (pfn - m->base_pfn);   /* st() is not inlined into a no_sanitize function */
+	uint64_t i = 0, w;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		if (w)
+			return 0;
+	}
+	for (; i < n; i++)
+		if (s[i] != FM_FREE)
 			return 0;
 	return 1;
 }
@@ -224,14 +235,22 @@ static int fm_take_run(void *ctx, unsigned order, uint64_t *pfn)
 		err(m, "take_run order %u too large", order);
 		return -1;
 	}
+	/* the lowest aligned free run (first fit); single frames by memchr */
 	uint64_t n = 1ull << order;
-	for (uint64_t p = (m->base_pfn + n - 1) / n * n; p + n <= end_pfn(m); p += n) {
+	for (uint64_t p = (m->base_pfn + n - 1) / n * n; p + n <= end_pfn(m); ) {
+		if (n == 1) {
+			const uint8_t *f = memchr(st(m, p), FM_FREE, end_pfn(m) - p);
+			if (!f)
+				break;
+			p = m->base_pfn + (uint64_t)(f - m->st);
+		}
 		if (range_free(m, p, n)) {
 			take(m, p, order);
 			*pfn = p;
 			m->runs_taken++;
 			return 0;
 		}
+		p += n;
 	}
 	return -1;
 }

@@ -266,15 +266,34 @@ void hsys_destroy(struct hsys *x)
 
 /* ------------------------------------------------------------ checks */
 
-int hsys_check(struct hsys *x, char *why, size_t len)
+/* What changes when the shell resets, recovers or brings the device up again. */
+static uint64_t epoch(const struct hsys *x)
+{
+	uint64_t e = (uint64_t)x->dev.resets << 40 ^ (uint64_t)x->dev.driver_oks << 20 ^ (uint64_t)x->b_inited << 1;
+	if (x->vb)
+		e ^= (uint64_t)x->vb->resets << 48 ^ (uint64_t)x->vb->attempts << 32 ^ (uint64_t)x->vb->given_up << 4 ^
+		     (uint64_t)x->vb->transport_up << 2 ^ (uint64_t)x->vb->core_up << 3 ^ (uint64_t)(uintptr_t)x->b;
+	return e;
+}
+
+static int check(struct hsys *x, char *why, size_t len, int full)
 {
 	char b[200];
 	note(x);
-	if (x->b_inited && balloon_check(x->b, b, sizeof b) != 0) {
-		snprintf(why, len, "balloon_check: %s", b);
-		return -1;
+	/* the scans over every frame and the balloon's whole books: on every
+	 * call, or (full_check_every) on every Nth, and whenever the shell reset
+	 * or recovered since the last one */
+	uint64_t e = epoch(x);
+	if (full || x->full_check_every <= 1 || ++x->since_full >= x->full_check_every || e != x->epoch) {
+		x->since_full = 0;
+		x->epoch = e;
+		x->full_checks++;
+		if (x->b_inited && balloon_check(x->b, b, sizeof b) != 0) {
+			snprintf(why, len, "balloon_check: %s", b);
+			return -1;
+		}
+		fake_mem_consistent(&x->mem);
 	}
-	fake_mem_consistent(&x->mem);
 	if (x->mem.errors) {
 		snprintf(why, len, "memory: %s (%u errors)", x->mem.first_error, x->mem.errors);
 		return -1;
@@ -312,3 +331,6 @@ books:
 	}
 	return 0;
 }
+
+int hsys_check(struct hsys *x, char *why, size_t len) { return check(x, why, len, 0); }
+int hsys_check_full(struct hsys *x, char *why, size_t len) { return check(x, why, len, 1); }

@@ -74,6 +74,12 @@ struct hsys {
 	int app_paused;          /* the application does nothing between polls */
 	unsigned app_check_every;/* application full check every N ticks (0 = never) */
 	unsigned step;
+	/* hsys_check's scans over every frame and the balloon's books
+	 * (balloon_check, fake_mem_consistent) on every Nth call only, and at
+	 * once after a reset or recovery (0 or 1: every call; the fuzzer) */
+	unsigned full_check_every;
+	unsigned since_full, full_checks;
+	uint64_t epoch;
 };
 
 /* Memory [base_pfn, base_pfn + npages), the device, the PCI function; the
@@ -101,7 +107,13 @@ static inline int hsys_core_up(const struct hsys *x) { return x->vb && x->vb->co
 /* Frames the balloon owns (0 before its core first started). */
 static inline uint64_t hsys_owned(const struct hsys *x) { return x->b_inited ? balloon_owned(x->b) : 0; }
 
-/* Every invariant: 0, or -1 with the first violation in why. */
+/* Every invariant: 0, or -1 with the first violation in why. With
+ * full_check_every set, hsys_check scans every frame and the balloon's books
+ * only on every Nth call (and after a reset or recovery): the other
+ * invariants (errors the memory, the device and the registers recorded as
+ * they happened, frames owned and isolated against the balloon's counters)
+ * every time. hsys_check_full always scans. */
 int hsys_check(struct hsys *x, char *why, size_t len);
+int hsys_check_full(struct hsys *x, char *why, size_t len);
 
 #endif
