@@ -75,19 +75,63 @@ static int within_2pct(uint64_t a, uint64_t b)
 	return d * 50 <= b;
 }
 
-/* The median of three 10 ms PIT runs, so a run stretched by the host does
- * not skew the clock - unless the first run found no PIT at all, which more
- * would only confirm slowly. 0: no PIT. */
-static uint64_t pit_calibrate(uint64_t limit)
+/* One PIT measurement over `span` TSC ticks (< 55 ms), read from the
+ * latched count rather than by polling for expiry: each end is a port
+ * access bracketed by TSC reads, and a loose bracket - the host held us up
+ * inside the access, which under load stretched polled runs by 14-38% -
+ * rejects the sample. 0 if rejected or the PIT did not count. */
+static uint64_t pit_sample(uint64_t span)
 {
-	uint64_t hz = tsc_hz_from_pit(pit_measure(11932, limit), 11932);
-	if (!hz)
+	uint64_t before;
+	uint8_t gate = pit_arm(0xffff, &before);
+	uint64_t after = rdtsc();
+	uint64_t t0 = before + (after - before) / 2, e0 = (after - before) / 2 + 1;
+	while (rdtsc() - after < span)
+		cpu_relax();
+	uint64_t a = rdtsc();
+	outb(0x43, 0x80);                      /* latch channel 2 */
+	uint64_t b = rdtsc();
+	uint32_t lo = inb(0x42), hi = inb(0x42);
+	int out = inb(0x61) & 0x20;
+	outb(0x61, gate);
+	uint32_t elapsed = 0xffffu - (hi << 8 | lo);
+	uint64_t t1 = a + (b - a) / 2, e1 = (b - a) / 2 + 1;
+	if (out || elapsed < 1193 || t1 <= t0 || (e0 + e1) * 1000 > t1 - t0)   /* 0.1% */
 		return 0;
-	uint64_t r[3] = { hz, tsc_hz_from_pit(pit_measure(11932, limit), 11932),
-	                  tsc_hz_from_pit(pit_measure(11932, limit), 11932) };
+	return tsc_hz_from_pit(t1 - t0, elapsed);
+}
+
+static void sort3(uint64_t r[3])
+{
 	for (int i = 0; i < 2; i++)
 		for (int j = i + 1; j < 3; j++)
 			if (r[j] < r[i]) { uint64_t t = r[i]; r[i] = r[j]; r[j] = t; }
+}
+
+/* The median of three good 10 ms samples (at most 9 tries) when the rate
+ * is roughly known (`guess`, for the span); else, or if the samples keep
+ * being rejected, the median of three runs polled to expiry - unless the
+ * first found no PIT at all, which more would only confirm slowly. 0: no
+ * PIT. */
+static uint64_t pit_calibrate(uint64_t guess, uint64_t limit)
+{
+	uint64_t r[3];
+	int got = 0;
+	for (int i = 0; guess && i < 9 && got < 3; i++) {
+		uint64_t hz = pit_sample(guess / 100);
+		if (hz)
+			r[got++] = hz;
+	}
+	if (got == 3) {
+		sort3(r);
+		return r[1];
+	}
+	r[0] = tsc_hz_from_pit(pit_measure(11932, limit), 11932);
+	if (!r[0])
+		return 0;
+	r[1] = tsc_hz_from_pit(pit_measure(11932, limit), 11932);
+	r[2] = tsc_hz_from_pit(pit_measure(11932, limit), 11932);
+	sort3(r);
 	return r[1];
 }
 
@@ -146,7 +190,7 @@ int time_init(uint64_t loader_tsc_hz)
 		check.running = 1;
 		return 0;
 	}
-	return choose_rate(pit_calibrate(limit), 0, cpuid_hz);
+	return choose_rate(pit_calibrate(cpuid_hz, limit), 0, cpuid_hz);
 }
 
 int time_confirm(void)
@@ -200,7 +244,7 @@ int time_confirm(void)
 	 * three guests on two cores) it once came out 38% high while three
 	 * 10 ms runs agreed with each other. */
 	int no_pit = !hz && elapsed == 0;    /* never seen counting */
-	hz = no_pit ? 0 : pit_calibrate(check.limit);
+	hz = no_pit ? 0 : pit_calibrate(check.loader_hz, check.limit);
 	return choose_rate(hz, check.loader_hz, cpuid_tsc_hz());
 }
 
@@ -208,7 +252,7 @@ uint64_t time_tsc_hz(void) { return tsc_hz; }
 
 uint64_t time_pit_hz(void)
 {
-	return tsc_hz_from_pit(pit_measure(11932, tsc_hz / 10), 11932);
+	return pit_calibrate(tsc_hz, tsc_hz / 10);
 }
 
 uint64_t tsc_to_ns(uint64_t ticks)

@@ -17,7 +17,8 @@
 int time_init(uint64_t loader_tsc_hz);
 int time_confirm(void);
 uint64_t time_tsc_hz(void);
-/* A fresh 10 ms PIT measurement of the TSC rate (0: no PIT), for tests. */
+/* A fresh PIT calibration of the TSC rate (median of three bracketed 10 ms
+ * samples; 0: no PIT), for tests. */
 uint64_t time_pit_hz(void);
 uint64_t tsc_to_ns(uint64_t ticks);
 void udelay(uint64_t us);
