@@ -66,6 +66,14 @@ class Sampler(threading.Thread):
         self.join(5)
 
 
+# How much must flow back to guests 2 and 3 once guest 1 shrank. Only that
+# it flows: how much is the policy's (idle memory is balanced between guests
+# to within balance_gap, and guests 2 and 3 keep idle memory of their own),
+# so it depends on the stats of the moment - 114 MiB in one run, 48 MiB (one
+# rebalance step) in a CI run with a fuzzer running beside it.
+FLOW_MIN_MIB = 32
+
+
 def daemon_config(path, sockdir, cg, state):
     text = f"""[daemon]
 interval = 0.5
@@ -211,7 +219,7 @@ def three_guests(ctx):
                 last_sizes, still_since = sizes_now, time.monotonic()
                 flowed = sum(sizes_now[1:]) - g23_grown
                 flow_s = time.monotonic() - t_shrink
-            elif flowed >= 64 and time.monotonic() - still_since >= 3:
+            elif flowed >= FLOW_MIN_MIB and time.monotonic() - still_since >= 3:
                 break
             time.sleep(0.2)
         for v in vms:
@@ -282,7 +290,7 @@ def three_guests(ctx):
               "the daemon never inflated guests 2 or 3")
         check(any(r.get("action") == "deflate" and r.get("guest") == "g1" for r in recs),
               "the daemon never deflated guest 1")
-        check(flowed >= 64, f"only {flowed:.0f} MiB flowed back to guests 2 and 3 in {flow_s:.0f} s")
+        check(flowed >= FLOW_MIN_MIB, f"only {flowed:.0f} MiB flowed back to guests 2 and 3 in {flow_s:.0f} s")
         check(rc == 0, f"balloond exited {rc} on SIGTERM")
         check(recs and recs[-1].get("action") == "exit" and recs[-1].get("reason") == "SIGTERM",
               f"balloond's last line is not its SIGTERM exit: {recs[-1] if recs else None}")
