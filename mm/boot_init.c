@@ -472,10 +472,12 @@ static int mm_boot_init(void)
 	struct mm_stats st;
 	fa_stats(&mmk.fa, &st);
 	klog("mm: %llu MiB managed, %llu MiB free (%llu free 2 MiB blocks), %llu MiB reclaimed from boot, "
-	     "metadata %llu KiB, page tables %llu KiB, ready in %llu us",
+	     "metadata %llu KiB, page tables %llu KiB (%llu of %llu KiB carved from %s memory), ready in %llu us",
 	     (unsigned long long)(st.total >> 8), (unsigned long long)(st.free >> 8),
 	     (unsigned long long)st.blocks_free, (unsigned long long)(mmk.reclaimed_pages >> 8),
 	     (unsigned long long)(mmk.meta_pages * 4), (unsigned long long)(mmk.table_pages * 4),
+	     (unsigned long long)((keep1 - keep0) * 4), (unsigned long long)(carve >> 10),
+	     carve_type == BOOT_MEM_RECLAIMABLE ? "boot-services" : "free",
 	     (unsigned long long)(mmk.init_ns / 1000));
 	return 0;
 }
