@@ -179,3 +179,44 @@ void kmem_anon_unmap(void *va, size_t bytes)
 	if (!mmk.ready || anon_unmap(&mmk.anon, (uint64_t)va, bytes) != MM_OK)
 		klog("kmem: bad anon unmap of %p (%llu bytes)", va, (unsigned long long)bytes);
 }
+
+/* ---------------------------------------------------------------- lazily backed memory */
+
+void *kmem_lazy_reserve(size_t bytes)
+{
+	uint64_t len = ((uint64_t)bytes + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1);
+	if (!mmk.ready || len == 0)
+		return NULL;
+	if (!mmk.lazy_next)
+		mmk.lazy_next = MM_LAZY_BASE;
+	if (len > MM_LAZY_BASE + MM_LAZY_SIZE - mmk.lazy_next) {
+		klog("kmem: lazy window full: %llu KiB more cannot be reserved", (unsigned long long)(len >> 10));
+		return NULL;
+	}
+	void *p = (void *)mmk.lazy_next;
+	mmk.lazy_next += len + PAGE_SIZE;     /* a guard page between reservations */
+	return p;
+}
+
+int kmem_lazy_populate(void *p, size_t bytes)
+{
+	uint64_t va = (uint64_t)(uintptr_t)p & ~(uint64_t)(PAGE_SIZE - 1);
+	uint64_t end = (uint64_t)(uintptr_t)p + bytes;
+	if (!mmk.ready || va < MM_LAZY_BASE || end > mmk.lazy_next || end < va)
+		return -1;
+	for (; va < end; va += PAGE_SIZE) {
+		struct pt_walk w;
+		if (pt_lookup(&mmk.pt, va, &w) == MM_OK)
+			continue;
+		uint64_t pfn;
+		if (fa_alloc(&mmk.fa, 0, &pfn) != MM_OK)
+			return -1;
+		memset(phys_to_virt(pfn << PAGE_SHIFT), 0, PAGE_SIZE);
+		if (pt_map(&mmk.pt, va, pfn << PAGE_SHIFT, PTE_W | PTE_NX | PTE_G) != MM_OK) {
+			fa_free(&mmk.fa, pfn, 0);
+			return -1;
+		}
+		mmk.lazy_pages++;
+	}
+	return 0;
+}

@@ -36,4 +36,15 @@ void dma_free_pages(void *va, size_t pages);
 void *kmem_anon_map(size_t bytes);
 void kmem_anon_unmap(void *va, size_t bytes);
 
+/* Kernel memory reserved now and backed later, for books that cover all of
+ * RAM but are written in a few places (the balloon's): kmem_lazy_reserve
+ * sets aside `bytes` (page-rounded) of virtual space with nothing behind it,
+ * NULL when the window is full; kmem_lazy_populate backs the pages of
+ * [p, p + bytes) not backed yet with zeroed unmovable frames, 0 or -1 when
+ * out of memory (pages backed so far stay). Reading a page not backed
+ * faults: callers keep track. Never given back (such books live as long as
+ * the kernel). */
+void *kmem_lazy_reserve(size_t bytes);
+int kmem_lazy_populate(void *p, size_t bytes);
+
 #endif

@@ -17,6 +17,8 @@
  *   MM_ANON_BASE              anonymous movable mappings (16 TiB window)
  *   MM_META_BASE              frame metadata windows (frame.h struct fa_meta),
  *                             backed only where sections hold RAM
+ *   MM_LAZY_BASE              kernel memory reserved now, backed page by page
+ *                             when first needed (kmem_lazy_reserve)
  *   kernel image              at its link address, 0xffffffff80100000
  *   MM_HEAP_BASE              newlib heap (movable frames), above the image so
  *                             newlib accepts it after the early bss pool
@@ -38,7 +40,9 @@
 #define MM_ANON_BASE  0xffffc00000000000ull
 #define MM_ANON_SIZE  (16ull << 40)
 #define MM_META_BASE  (MM_ANON_BASE + MM_ANON_SIZE)
-#define MM_META_SIZE  (1ull << 40)
+#define MM_META_SIZE  (512ull << 30)
+#define MM_LAZY_BASE  (MM_META_BASE + MM_META_SIZE)
+#define MM_LAZY_SIZE  (512ull << 30)
 #define MM_HEAP_BASE  0xffffffffa0000000ull
 #define MM_HEAP_SIZE  (1ull << 30)
 

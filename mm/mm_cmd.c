@@ -22,10 +22,11 @@ void mm_print_stats(void)
 	fa_stats(&mmk.fa, &st);
 	mm_stats_format(&st, buf, sizeof buf);
 	fputs(buf, stdout);
-	printf("mm: heap %llu KiB, anonymous %llu KiB, page tables %llu KiB, frame metadata %llu KiB; "
-	       "hot-plugged %llu MiB; RAM still coming online %llu MiB\n",
+	printf("mm: heap %llu KiB, anonymous %llu KiB, page tables %llu KiB, frame metadata %llu KiB, "
+	       "lazily backed %llu KiB; hot-plugged %llu MiB; RAM still coming online %llu MiB\n",
 	       (unsigned long long)vregion_pages(&mmk.heap) * 4, (unsigned long long)mmk.anon.pages * 4,
 	       (unsigned long long)mmk.table_pages * 4, (unsigned long long)mmk.meta_pages * 4,
+	       (unsigned long long)mmk.lazy_pages * 4,
 	       (unsigned long long)PAGES_TO_MIB(mmk.hot_pages), (unsigned long long)PAGES_TO_MIB(mmk.pending_pages));
 }
 

@@ -21,6 +21,8 @@ struct mm_kernel {
 	uint64_t reclaimed_pages;  /* boot memory given to the allocator after the switch */
 	uint64_t table_pages;      /* page-table frames (kernel tables, metadata windows) */
 	uint64_t meta_pages;       /* frames backing the frame metadata windows */
+	uint64_t lazy_next;        /* next free address in the lazy window */
+	uint64_t lazy_pages;       /* frames backing it */
 	uint64_t hot_pages;        /* frames hot-added and still online */
 	uint64_t init_ns;
 	uint64_t online_t0, online_ns; /* boot RAM coming online after boot: start, time taken */

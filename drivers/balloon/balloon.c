@@ -79,11 +79,10 @@ int balloon_init(struct balloon *b, const struct balloon_setup *s)
 		b->s.rops = NULL;
 
 	b->nblocks = (s->max_pfn + PAGES_PER_BLOCK - 1) / PAGES_PER_BLOCK;
-	if (!s->track_zeroed)
-		memset(s->track, 0, balloon_track_bytes(s->max_pfn));
-	b->bitmap = s->track;
-	b->heads = b->bitmap + b->nblocks * (PAGES_PER_BLOCK / 64);
-	b->blk_count = (uint16_t *)(b->heads + b->nblocks * (PAGES_PER_BLOCK / 64));
+	if (bal_books_init(b) != 0) {
+		b->broken = 1;
+		return -1;
+	}
 
 	memset(s->dma, 0, BALLOON_DMA_BYTES);
 	for (unsigned i = 0; i < BALLOON_SLOTS; i++) {
@@ -259,6 +258,7 @@ static void status_line(struct balloon *b)
 		                 (unsigned long long)b->s.params.min_free_pages,
 		                 b->short_reason == BSHORT_ALLOC_ERROR ? ", allocator error" :
 		                 b->short_reason == BSHORT_NO_RUNS ? ", the allocator has no free run" :
+		                 b->short_reason == BSHORT_BOOKS ? ", no memory for the books" :
 		                 b->s.rops ? ", shrinkers have nothing left" : "");
 	}
 }

@@ -272,19 +272,29 @@ struct balloon_setup {
 	void *dma;
 	uint64_t dma_pa;
 	size_t dma_len;
-	/* Private tracking memory (any kernel memory), >= balloon_track_bytes(). */
+	/* Private tracking memory (any kernel memory, backed or only reserved:
+	 * track_populate), >= balloon_track_bytes(). */
 	void *track;
 	size_t track_len;
-	int track_zeroed;                 /* 1: known all zero (fresh anonymous memory), not cleared
-	                                   * again - megabytes on a big guest */
+	int track_zeroed;                 /* 1: known all zero (fresh memory), not cleared again */
+	/* NULL: all of track is backed. Else track is only reserved: the core
+	 * backs its per-block counts at start and the bitmaps of a 128 MiB
+	 * chunk (BALLOON_CHUNK_BLOCKS) when it first takes a frame there, by
+	 * calling this (0 ok: the pages of [p, p + bytes) read as zero); what
+	 * is never ballooned costs no memory - 128 bytes per 2 MiB otherwise,
+	 * 128 MiB on a 1 TiB guest. */
+	int (*track_populate)(void *ctx, void *p, size_t bytes);
+	void *track_ctx;
 	uint64_t max_pfn;                 /* PFNs the allocator can return are < this */
 	enum balloon_layout layout;       /* element layout (above) */
 	struct balloon_params params;
 };
 
 /* Bytes of tracking memory for frames [0, max_pfn): a bitmap of ballooned
- * frames, a bitmap of range starts, and a count per 2 MiB block (~130 bytes
- * per 2 MiB of address space). */
+ * frames, a bitmap of range starts (64 bytes each per 2 MiB), a count per
+ * 2 MiB block, and a bit per chunk saying whether its bitmaps are backed
+ * (see track_populate). */
+#define BALLOON_CHUNK_BLOCKS 64       /* one page of each bitmap */
 size_t balloon_track_bytes(uint64_t max_pfn);
 
 /* ---- the core (its state is private: internal.h) */
@@ -305,6 +315,7 @@ enum balloon_short_reason {
 	BSHORT_MIN_FREE,     /* free memory at min_free and the shrinkers gave nothing */
 	BSHORT_NO_RUNS,      /* free memory exists but the allocator gave no run */
 	BSHORT_ALLOC_ERROR,  /* the allocator returned a bad range: inflate stopped */
+	BSHORT_BOOKS,        /* no memory to back the books of a chunk (lazy books) */
 };
 
 enum balloon_state {

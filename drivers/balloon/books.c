@@ -10,10 +10,84 @@
 
 /* ---- bitmaps */
 
+/* Layout: bitmap, heads (PAGES_PER_BLOCK / 8 bytes per block each: a chunk
+ * of BALLOON_CHUNK_BLOCKS is one page of each, page-aligned when track is),
+ * then the counts (2 bytes per block) and the chunk bits, the part backed
+ * at start. */
+static uint64_t nchunks_of(uint64_t nblocks)
+{
+	return (nblocks + BALLOON_CHUNK_BLOCKS - 1) / BALLOON_CHUNK_BLOCKS;
+}
+
+static uint64_t counts_off(uint64_t nblocks)
+{
+	return nchunks_of(nblocks) * BALLOON_CHUNK_BLOCKS * 2 * (PAGES_PER_BLOCK / 8);
+}
+
+static uint64_t ready_off(uint64_t nblocks)
+{
+	return (counts_off(nblocks) + nblocks * sizeof(uint16_t) + 7) & ~7ull;
+}
+
 size_t balloon_track_bytes(uint64_t max_pfn)
 {
 	uint64_t nblocks = (max_pfn + PAGES_PER_BLOCK - 1) / PAGES_PER_BLOCK;
-	return (size_t)(nblocks * 2 * (PAGES_PER_BLOCK / 8) + nblocks * sizeof(uint16_t));
+	return (size_t)(ready_off(nblocks) + (nchunks_of(nblocks) + 63) / 64 * 8);
+}
+
+int bal_books_init(struct balloon *b)
+{
+	char *track = b->s.track;
+	uint64_t words = BALLOON_CHUNK_BLOCKS * (PAGES_PER_BLOCK / 64);
+	uint64_t nch = nchunks_of(b->nblocks);
+	size_t all = balloon_track_bytes(b->s.max_pfn), counts = counts_off(b->nblocks);
+	b->bitmap = (uint64_t *)track;
+	b->heads = b->bitmap + nch * words;
+	b->blk_count = (uint16_t *)(track + counts);
+	b->ready = NULL;
+	if (!b->s.track_populate) {
+		if (!b->s.track_zeroed)
+			memset(track, 0, all);
+		return 0;
+	}
+	if (b->s.track_populate(b->s.track_ctx, track + counts, all - counts) != 0) {
+		klog("balloon: cannot start: no memory for %zu KiB of books", (all - counts) >> 10);
+		return -1;
+	}
+	b->ready = (uint64_t *)(track + ready_off(b->nblocks));
+	for (uint64_t i = 0; i < (nch + 63) / 64; i++)
+		b->books_pages += (uint64_t)__builtin_popcountll(b->ready[i]) * 2 * words * 8 / 4096;
+	if (b->s.track_zeroed)
+		return 0;
+	/* After a reset: chunks backed before stay backed; clear them. */
+	memset(b->blk_count, 0, b->nblocks * sizeof(uint16_t));
+	for (uint64_t c = 0; c < nch; c++)
+		if ((b->ready[c / 64] >> (c % 64)) & 1) {
+			memset(b->bitmap + c * words, 0, words * 8);
+			memset(b->heads + c * words, 0, words * 8);
+		}
+	return 0;
+}
+
+/* Back the bitmaps of pfn's chunk (lazy books); 1 if they are. */
+static int books_prepare(struct balloon *b, uint64_t pfn)
+{
+	if (bal_chunk_ready(b, pfn))
+		return 1;
+	uint64_t c = pfn / PAGES_PER_BLOCK / BALLOON_CHUNK_BLOCKS;
+	uint64_t words = BALLOON_CHUNK_BLOCKS * (PAGES_PER_BLOCK / 64);
+	if (b->s.track_populate(b->s.track_ctx, b->bitmap + c * words, words * 8) != 0 ||
+	    b->s.track_populate(b->s.track_ctx, b->heads + c * words, words * 8) != 0) {
+		klog_ratelimited(&b->lim_mem, LOG_INTERVAL_NS,
+		                 "balloon: no memory for the books of the 128 MiB at pfn 0x%llx; "
+		                 "frames given back, inflating again later",
+		                 (unsigned long long)(c * BALLOON_CHUNK_BLOCKS * PAGES_PER_BLOCK));
+		b->books_short = 1;     /* ends this inflate round */
+		return 0;
+	}
+	b->ready[c / 64] |= 1ull << (c % 64);
+	b->books_pages += 2 * words * 8 / 4096;
+	return 1;
 }
 
 /* Length of the settled range starting at head `pfn`: up to the next head,
@@ -170,6 +244,8 @@ int bal_new_range_ok(struct balloon *b, uint64_t pfn, uint32_t count)
 		why = "misaligned";
 	else if (pfn >= b->s.max_pfn || b->s.max_pfn - pfn < count)
 		why = "beyond the tracked memory";
+	else if (!books_prepare(b, pfn))
+		return -1;
 	else {
 		if (bits_range(b->bitmap, pfn, count, 2))
 			why = "already in the balloon";
@@ -196,6 +272,11 @@ int balloon_check(const struct balloon *b, char *why, size_t len)
 	uint64_t bits = 0, block_runs = 0;
 	for (uint64_t blk = 0; blk < b->nblocks; blk++) {
 		uint64_t c = 0;
+		if (!bal_chunk_ready(b, blk * PAGES_PER_BLOCK)) {   /* nothing there; not mapped */
+			CHECK(b->blk_count[blk] == 0, "block %llu: count %u in a chunk without books",
+			      (unsigned long long)blk, b->blk_count[blk]);
+			continue;
+		}
 		for (unsigned w = 0; w < PAGES_PER_BLOCK / 64; w++) {
 			uint64_t i = blk * (PAGES_PER_BLOCK / 64) + w;
 			c += (uint64_t)__builtin_popcountll(b->bitmap[i]);

@@ -39,7 +39,10 @@ static int inflate_small(struct balloon *b, uint64_t now, uint64_t *need, uint64
 		}
 		if (!got)
 			break;
-		if (!bal_new_range_ok(b, pfn, 1u << k))
+		int ok = bal_new_range_ok(b, pfn, 1u << k);
+		if (ok < 0)
+			b->s.mops->give_back(b->s.mctx, pfn, (unsigned)k);   /* no books for it */
+		if (ok <= 0)
 			break;
 		bal_elem_add_run(e, pfn, 1u << k);
 		*need -= 1u << k;
@@ -120,9 +123,10 @@ void bal_inflate(struct balloon *b, uint64_t now, uint64_t need)
 	uint64_t before = b->inflating;
 	unsigned sent = 0;
 	int dry = 0;
+	b->books_short = 0;
 
 	while (need && sent < b->s.params.batch && b->nfree_elems && virtq_num_free(vq) >= 2 &&
-	       !b->mem_error) {
+	       !b->mem_error && !b->books_short) {
 		if (budget == 0) {
 			dry = 1;
 			break;
@@ -140,8 +144,11 @@ void bal_inflate(struct balloon *b, uint64_t now, uint64_t need)
 				break;
 			}
 			for (unsigned i = 0; i < got; i++) {
-				if (!bal_new_range_ok(b, pfns[i], PAGES_PER_BLOCK))
-					continue;   /* not ours to give back: leave it alone */
+				int ok = bal_new_range_ok(b, pfns[i], PAGES_PER_BLOCK);
+				if (ok < 0)
+					m->give_back(b->s.mctx, pfns[i], BLOCK_ORDER);   /* no books for it */
+				if (ok <= 0)
+					continue;   /* 0: not ours to give back: leave it alone */
 				struct balloon_elem *e = bal_elem_get(b);
 				bal_elem_add_run(e, pfns[i], PAGES_PER_BLOCK);
 				if (bal_elem_submit(b, vq, e, ELEM_INFLATE, now) != 0) {
@@ -175,10 +182,10 @@ void bal_inflate(struct balloon *b, uint64_t now, uint64_t need)
 	bal_rate_spend(b, b->inflating - before);
 	if (sent)
 		virtq_kick(vq);
-	if (need && (dry || b->mem_error)) {
+	if (need && (dry || b->mem_error || b->books_short)) {
 		b->short_of_memory = 1;
 		b->retry_at_ns = now + b->s.params.retry_ns;
-		b->short_reason = b->mem_error ? BSHORT_ALLOC_ERROR :
+		b->short_reason = b->mem_error ? BSHORT_ALLOC_ERROR : b->books_short ? BSHORT_BOOKS :
 		                  inflate_budget(b) == 0 ? BSHORT_MIN_FREE : BSHORT_NO_RUNS;
 	}
 }

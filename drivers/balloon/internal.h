@@ -78,7 +78,10 @@ struct balloon {
 	uint64_t *bitmap;          /* 1 = frame is in the balloon, acked */
 	uint64_t *heads;           /* 1 = first frame of a range as taken */
 	uint16_t *blk_count;       /* ballooned (acked) frames per 2 MiB block */
+	uint64_t *ready;           /* NULL: bitmaps all backed; else a bit per chunk */
 	uint64_t  nblocks;
+	uint64_t  books_pages;     /* populated for the bitmaps (lazy books) */
+	int       books_short;     /* this inflate round could not back a chunk's books */
 
 	uint64_t settled;          /* frames in the bitmap */
 	uint64_t block_runs;       /* settled ranges that are whole 2 MiB blocks */
@@ -152,14 +155,22 @@ struct balloon {
 
 /* ---- books.c: bitmaps and elements */
 
+/* 1 if the bitmaps of pfn's chunk are backed: a chunk that is not holds no
+ * ballooned frame, and its bitmaps must not be read (they are not mapped). */
+static inline int bal_chunk_ready(const struct balloon *b, uint64_t pfn)
+{
+	uint64_t c = pfn / PAGES_PER_BLOCK / BALLOON_CHUNK_BLOCKS;
+	return !b->ready || ((b->ready[c / 64] >> (c % 64)) & 1);
+}
+
 static inline int bit_test(const struct balloon *b, uint64_t pfn)
 {
-	return (b->bitmap[pfn / 64] >> (pfn % 64)) & 1;
+	return bal_chunk_ready(b, pfn) && ((b->bitmap[pfn / 64] >> (pfn % 64)) & 1);
 }
 
 static inline int head_test(const struct balloon *b, uint64_t pfn)
 {
-	return (b->heads[pfn / 64] >> (pfn % 64)) & 1;
+	return bal_chunk_ready(b, pfn) && ((b->heads[pfn / 64] >> (pfn % 64)) & 1);
 }
 
 /* log2 of a range's length (ranges are powers of two). */
@@ -192,7 +203,15 @@ void bal_elem_put(struct balloon *b, struct balloon_elem *e);
 void bal_elem_add_run(struct balloon_elem *e, uint64_t pfn, uint32_t count);
 int bal_elem_submit(struct balloon *b, struct virtq *vq, struct balloon_elem *e, int state, uint64_t now);
 void bal_mem_error(struct balloon *b, const char *what, uint64_t pfn, uint32_t count);
+/* 1: a range fresh from the allocator may go into an element (its chunk's
+ * books are backed); 0: the allocator misbehaved (logged, inflate stopped;
+ * the range is not ours to give back); -1: no memory for the chunk's
+ * books (logged): the caller gives the range back. */
 int bal_new_range_ok(struct balloon *b, uint64_t pfn, uint32_t count);
+/* Lay the books out in b->s.track and clear them (what a reset left too):
+ * with track_populate, back the counts and chunk bits first and clear only
+ * the chunks backed before. -1 (logged) if that backing failed. */
+int bal_books_init(struct balloon *b);
 
 /* ---- policy.c: knobs, target, rate (pure) */
 

@@ -27,7 +27,8 @@ const char *balloon_short_name(enum balloon_short_reason r)
 	static const char *const names[] = { "none",
 	                                     "free memory is down to balloon.min_free and the shrinkers gave nothing",
 	                                     "free memory exists but the allocator has no run to give",
-	                                     "the allocator returned a bad range: inflate stopped" };
+	                                     "the allocator returned a bad range: inflate stopped",
+	                                     "no memory for the balloon's books" };
 	return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "?";
 }
 

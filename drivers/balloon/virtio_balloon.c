@@ -203,6 +203,8 @@ static int setup_queues(struct virtio_balloon_dev *d)
  * tracking memory are allocated at the first start and reused by every
  * re-init (balloon_init zeroes them): recovering from a broken device must
  * not cost memory each time. `first`: boot (lines a re-init need not repeat). */
+static int track_populate(void *ctx, void *p, size_t bytes) { return kmem_lazy_populate(p, bytes); }
+
 static void start_core(struct virtio_balloon_dev *d, int first)
 {
 	/* The balloon covers the RAM there was at its first bring-up: memory
@@ -226,15 +228,17 @@ static void start_core(struct virtio_balloon_dev *d, int first)
 	}
 	balloon_kernel_limit_pfn(max_pfn);
 	/* The PFN arrays and stats are read by the device: DMA memory, a few
-	 * pages. The tracking bitmaps are the CPU's alone and grow with RAM
-	 * (~130 bytes per 2 MiB: 68 MiB at 1 TiB): anonymous memory, which is
-	 * virtually contiguous at any size (one DMA run is at most 2 MiB). */
+	 * pages. The books are the CPU's alone and cover all RAM (130 bytes per
+	 * 2 MiB: 68 MiB at 1 TiB), but only what the balloon ever holds is
+	 * written: reserved in the lazy window and backed by the core a 128 MiB
+	 * chunk at a time (balloon.h track_populate), so boot does not zero
+	 * megabytes on a big guest and a balloon that stays small costs little. */
 	size_t track_bytes = (balloon_track_bytes(max_pfn) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 	if (!d->dma)
 		d->dma = dma_alloc_pages(BALLOON_DMA_BYTES / PAGE_SIZE, &d->dma_pa);
 	int fresh = !d->track;
 	if (!d->track) {
-		d->track = kmem_anon_map(track_bytes);     /* zeroed */
+		d->track = kmem_lazy_reserve(track_bytes);   /* reads as zero once backed */
 		d->track_len = d->track ? track_bytes : 0;
 	}
 	if (!d->b)
@@ -254,6 +258,7 @@ static void start_core(struct virtio_balloon_dev *d, int first)
 		.features = d->vp.features,
 		.dma = d->dma, .dma_pa = d->dma_pa, .dma_len = BALLOON_DMA_BYTES,
 		.track = d->track, .track_len = d->track_len, .track_zeroed = fresh, .max_pfn = max_pfn,
+		.track_populate = track_populate,
 		.layout = balloon_knob_single_desc() ? BALLOON_LAYOUT_SINGLE : BALLOON_LAYOUT_CHAIN,
 	};
 	balloon_knobs_to_params(&s.params);

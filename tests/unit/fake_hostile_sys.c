@@ -135,6 +135,40 @@ void *kmem_anon_map(size_t bytes)
 	return cur->track;
 }
 
+/* The lazy window: reserved memory reads as garbage (0xa5) until populated,
+ * so a core that reads books it never backed goes wrong visibly (the
+ * books check fails); populating zeroes only pages not backed before. */
+void *kmem_lazy_reserve(size_t bytes)
+{
+	size_t len = (bytes + 4095) & ~(size_t)4095;
+	if (cur->track || !len)
+		return NULL;
+	cur->track = host_keep_alloc(len);
+	cur->track_backed = calloc(len / 4096, 1);
+	if (!cur->track || !cur->track_backed) {
+		free(cur->track_backed);
+		cur->track_backed = NULL;
+		return NULL;
+	}
+	memset(cur->track, 0xa5, len);
+	cur->track_len = len;
+	return cur->track;
+}
+
+int kmem_lazy_populate(void *p, size_t bytes)
+{
+	uintptr_t base = (uintptr_t)cur->track, a = (uintptr_t)p & ~(uintptr_t)4095;
+	uintptr_t e = ((uintptr_t)p + bytes + 4095) & ~(uintptr_t)4095;
+	if (!cur->track || a < base || e > base + cur->track_len || e < a)
+		return -1;
+	for (; a < e; a += 4096)
+		if (!cur->track_backed[(a - base) / 4096]) {
+			memset((void *)a, 0, 4096);
+			cur->track_backed[(a - base) / 4096] = 1;
+		}
+	return 0;
+}
+
 static unsigned m_take_blocks(void *c, uint64_t *p, unsigned max) { return fake_mem_ops.take_blocks(&cur->mem, p, max); }
 static unsigned m_compact(void *c, unsigned want) { return fake_mem_ops.compact(&cur->mem, want); }
 static int m_take_run(void *c, unsigned o, uint64_t *p) { return fake_mem_ops.take_run(&cur->mem, o, p); }
@@ -257,6 +291,8 @@ void hsys_destroy(struct hsys *x)
 	fake_mem_destroy(&x->mem);
 	host_keep_free(x->dma, x->dma_len);
 	host_keep_free(x->track, x->track_len);
+	free(x->track_backed);
+	x->track_backed = NULL;
 	x->dma = x->track = NULL;
 	x->vb = NULL;
 	x->b = NULL;

@@ -64,6 +64,7 @@ struct hsys {
 	unsigned polls, interrupts;
 	void *dma, *track;              /* what the shell allocated (freed by hsys_destroy) */
 	size_t dma_len, track_len;
+	uint8_t *track_backed;        /* per page of track: populated (kmem_lazy_populate) */
 
 	/* the shell under test, once hsys_bring_up found the device */
 	struct virtio_balloon_dev *vb;

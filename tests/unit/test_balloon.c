@@ -761,6 +761,115 @@ static void test_min_free_never_crossed(void **state)
 	destroy(fx);
 }
 
+/* Lazy books (balloon.h track_populate): the track starts as garbage and
+ * only what the core backs reads as zero. Counts and chunk bits are backed
+ * at start, a chunk's bitmaps when the balloon first takes a frame there;
+ * nothing else is ever read (balloon_check, run after every poll, would
+ * trip over the 0xa5 garbage). A failed backing gives the frames back. */
+static struct { uint8_t *base; size_t len; uint8_t backed[1024]; int fail; unsigned calls; } lazy;
+
+static int lazy_populate(void *ctx, void *p, size_t bytes)
+{
+	(void)ctx;
+	uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095, e = ((uintptr_t)p + bytes + 4095) & ~(uintptr_t)4095;
+	assert_true(a >= (uintptr_t)lazy.base && e <= (uintptr_t)lazy.base + lazy.len);
+	lazy.calls++;
+	if (lazy.fail)
+		return -1;
+	for (; a < e; a += 4096)
+		if (!lazy.backed[(a - (uintptr_t)lazy.base) / 4096]) {
+			memset((void *)a, 0, 4096);
+			lazy.backed[(a - (uintptr_t)lazy.base) / 4096] = 1;
+		}
+	return 0;
+}
+
+static unsigned lazy_backed_pages(void)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < lazy.len / 4096; i++)
+		n += lazy.backed[i];
+	return n;
+}
+
+static void lazy_start(struct bfx *fx, int fresh)
+{
+	if (fresh) {
+		lazy.base = fx->track;
+		lazy.len = (balloon_track_bytes(MAX_PFN) + 4095) & ~(size_t)4095;
+		assert_true(lazy.len / 4096 <= sizeof lazy.backed);
+		memset(lazy.backed, 0, sizeof lazy.backed);
+		memset(fx->track, 0xa5, lazy.len);
+	}
+	lazy.fail = 0;
+	fx->setup.track_populate = lazy_populate;
+	fx->setup.track_zeroed = fresh;
+	assert_int_equal(balloon_init(&fx->b, &fx->setup), 0);
+	check_all(fx);
+}
+
+static void test_lazy_books(void **state)
+{
+	(void)state;
+	struct bfx *fx = make(0, 1, FAKE_ACK);
+	lazy_start(fx, 1);
+	unsigned eager = lazy_backed_pages();
+	size_t bitmap_bytes = 3 * BALLOON_CHUNK_BLOCKS * 2 * (PAGES_PER_BLOCK / 8);   /* 3 chunks */
+	assert_true(eager >= 1 && eager * 4096 < bitmap_bytes / 4);
+	fx->tr.num_pages = 20 * PAGES_PER_BLOCK;
+	poll_n(fx, 10);
+	assert_settled(fx, 20 * PAGES_PER_BLOCK);
+	/* 20 blocks lie in at most two chunks: two pages of bitmaps each */
+	unsigned books = lazy_backed_pages() - eager;
+	assert_true(books >= 2 && books <= 4);
+	assert_int_equal(fx->b.books_pages, books);
+	fx->tr.num_pages = 4 * PAGES_PER_BLOCK;
+	poll_n(fx, 10);
+	assert_settled(fx, 4 * PAGES_PER_BLOCK);
+
+	fx->tr.num_pages = 0;
+	poll_n(fx, 10);
+	assert_settled(fx, 0);
+
+	/* Started again on the same books (as after a device reset): the
+	 * backed chunks are cleared - a stale bit left in one would fail the
+	 * books check - and the rest stays garbage and unread. */
+	uint64_t w = 0;
+	while (!bal_chunk_ready(&fx->b, w * 64))
+		w += BALLOON_CHUNK_BLOCKS * (PAGES_PER_BLOCK / 64);
+	fx->b.bitmap[w] = fx->b.heads[w] = ~0ull;
+	lazy_start(fx, 0);
+	assert_int_equal(fx->b.books_pages, books);
+	fx->tr.num_pages = 100 * PAGES_PER_BLOCK;
+	poll_n(fx, 20);
+	assert_settled(fx, 100 * PAGES_PER_BLOCK);
+	fx->tr.num_pages = 0;
+	poll_n(fx, 20);
+	assert_settled(fx, 0);
+	destroy(fx);
+}
+
+static void test_lazy_books_no_memory(void **state)
+{
+	(void)state;
+	struct bfx *fx = make(0, 1, FAKE_ACK);
+	lazy_start(fx, 1);
+	uint64_t free0 = fx->mem.nfree;
+	lazy.fail = 1;
+	fx->tr.num_pages = 10 * PAGES_PER_BLOCK;
+	poll_n(fx, 10);
+	assert_settled(fx, 0);
+	assert_int_equal(fx->mem.nballoon, 0);
+	assert_int_equal(fx->mem.nfree, free0);         /* every frame taken went back */
+	assert_true(host_klog_contains("no memory for the books of the 128 MiB at pfn"));
+	assert_false(fx->b.mem_error);                   /* not an allocator fault: it tries again */
+	assert_int_equal(balloon_state(&fx->b), BALLOON_SHORT);
+	lazy.fail = 0;
+	wait_ms(fx, 3000);
+	assert_settled(fx, 10 * PAGES_PER_BLOCK);
+	destroy(fx);
+}
+
 static void test_status_line(void **state)
 {
 	(void)state;
@@ -800,6 +909,8 @@ int main(void)
 		cmocka_unit_test(test_stats_buffer_refilled),
 		cmocka_unit_test(test_min_free_never_crossed),
 		cmocka_unit_test(test_status_line),
+		cmocka_unit_test(test_lazy_books),
+		cmocka_unit_test(test_lazy_books_no_memory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
