@@ -808,6 +808,13 @@ static void lazy_start(struct bfx *fx, int fresh)
 	check_all(fx);
 }
 
+static void reach(struct bfx *fx, uint64_t pages)
+{
+	fx->tr.num_pages = (uint32_t)pages;
+	poll_n(fx, 20);
+	assert_settled(fx, pages);
+}
+
 static void test_lazy_books(void **state)
 {
 	(void)state;
@@ -816,20 +823,13 @@ static void test_lazy_books(void **state)
 	unsigned eager = lazy_backed_pages();
 	size_t bitmap_bytes = 3 * BALLOON_CHUNK_BLOCKS * 2 * (PAGES_PER_BLOCK / 8);   /* 3 chunks */
 	assert_true(eager >= 1 && eager * 4096 < bitmap_bytes / 4);
-	fx->tr.num_pages = 20 * PAGES_PER_BLOCK;
-	poll_n(fx, 10);
-	assert_settled(fx, 20 * PAGES_PER_BLOCK);
+	reach(fx, 20 * PAGES_PER_BLOCK);
 	/* 20 blocks lie in at most two chunks: two pages of bitmaps each */
 	unsigned books = lazy_backed_pages() - eager;
 	assert_true(books >= 2 && books <= 4);
 	assert_int_equal(fx->b.books_pages, books);
-	fx->tr.num_pages = 4 * PAGES_PER_BLOCK;
-	poll_n(fx, 10);
-	assert_settled(fx, 4 * PAGES_PER_BLOCK);
-
-	fx->tr.num_pages = 0;
-	poll_n(fx, 10);
-	assert_settled(fx, 0);
+	reach(fx, 4 * PAGES_PER_BLOCK);
+	reach(fx, 0);
 
 	/* Started again on the same books (as after a device reset): the
 	 * backed chunks are cleared - a stale bit left in one would fail the
@@ -840,12 +840,8 @@ static void test_lazy_books(void **state)
 	fx->b.bitmap[w] = fx->b.heads[w] = ~0ull;
 	lazy_start(fx, 0);
 	assert_int_equal(fx->b.books_pages, books);
-	fx->tr.num_pages = 100 * PAGES_PER_BLOCK;
-	poll_n(fx, 20);
-	assert_settled(fx, 100 * PAGES_PER_BLOCK);
-	fx->tr.num_pages = 0;
-	poll_n(fx, 20);
-	assert_settled(fx, 0);
+	reach(fx, 100 * PAGES_PER_BLOCK);
+	reach(fx, 0);
 	destroy(fx);
 }
 
