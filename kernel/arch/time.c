@@ -201,8 +201,7 @@ int time_confirm(void)
 	/* How far channel 2 got, at least 1 ms of PIT time (1193 ticks); boot
 	 * has usually run longer. Each reading is bracketed by TSC reads; the
 	 * tightest of three is kept, so a host that stalls us between the latch
-	 * and the TSC read cannot skew the figure. If the count already ran out
-	 * (a slow boot), a fresh 1 ms run checks the loader's figure. */
+	 * and the TSC read cannot skew the figure. */
 	uint32_t elapsed = 0;
 	uint64_t t1 = 0, t1_err = UINT64_MAX;
 	int ran_out = 0;
@@ -228,23 +227,23 @@ int time_confirm(void)
 		got++;
 	}
 	outb(0x61, check.gate);
+	/* A figure measured now: the background run if it is good, else one
+	 * fresh bracketed 10 ms sample (the count ran out on a slow boot, or
+	 * the run was loose) - never a run polled to expiry, which a loaded
+	 * host stretches (a CI run kept a loader figure 2.8% off that way). */
 	uint64_t hz = 0;
 	if (!ran_out && elapsed >= 1193 && t1 > check.t0 &&
 	    (check.t0_err + t1_err) * 500 <= t1 - check.t0)    /* known to 0.2% */
 		hz = tsc_hz_from_pit(t1 - check.t0, elapsed);
-	else if (ran_out)
-		hz = tsc_hz_from_pit(pit_measure(1193, check.limit / 10), 1193);
+	int counted = ran_out || elapsed > 0;
+	if (!hz && counted)
+		hz = pit_sample(check.loader_hz / 100);
 	if (hz && within_2pct(hz, check.loader_hz)) {
-		if (!ran_out)
-			set_rate(hz);       /* measured over longer than the loader did */
+		set_rate(hz);       /* the PIT's figure, which the loader's confirms */
 		return 0;
 	}
-	/* They disagree (or the run was loose): measure again properly. One
-	 * long run is not trusted alone - under a loaded host (make test runs
-	 * three guests on two cores) it once came out 38% high while three
-	 * 10 ms runs agreed with each other. */
-	int no_pit = !hz && elapsed == 0;    /* never seen counting */
-	hz = no_pit ? 0 : pit_calibrate(check.loader_hz, check.limit);
+	/* They disagree, or no sample was good: three good samples decide. */
+	hz = counted ? pit_calibrate(check.loader_hz, check.limit) : 0;
 	return choose_rate(hz, check.loader_hz, cpuid_tsc_hz());
 }
 
