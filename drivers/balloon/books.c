@@ -14,6 +14,10 @@
  * of BALLOON_CHUNK_BLOCKS is one page of each, page-aligned when track is),
  * then the counts (2 bytes per block) and the chunk bits, the part backed
  * at start. */
+/* 64-bit words of one bitmap in a chunk (one page), and the pages of both. */
+#define CHUNK_WORDS (BALLOON_CHUNK_BLOCKS * (PAGES_PER_BLOCK / 64))
+#define CHUNK_PAGES (2 * CHUNK_WORDS * 8 / 4096)
+
 static uint64_t nchunks_of(uint64_t nblocks)
 {
 	return (nblocks + BALLOON_CHUNK_BLOCKS - 1) / BALLOON_CHUNK_BLOCKS;
@@ -38,11 +42,10 @@ size_t balloon_track_bytes(uint64_t max_pfn)
 int bal_books_init(struct balloon *b)
 {
 	char *track = b->s.track;
-	uint64_t words = BALLOON_CHUNK_BLOCKS * (PAGES_PER_BLOCK / 64);
 	uint64_t nch = nchunks_of(b->nblocks);
 	size_t all = balloon_track_bytes(b->s.max_pfn), counts = counts_off(b->nblocks);
 	b->bitmap = (uint64_t *)track;
-	b->heads = b->bitmap + nch * words;
+	b->heads = b->bitmap + nch * CHUNK_WORDS;
 	b->blk_count = (uint16_t *)(track + counts);
 	b->ready = NULL;
 	if (!b->s.track_populate) {
@@ -56,15 +59,15 @@ int bal_books_init(struct balloon *b)
 	}
 	b->ready = (uint64_t *)(track + ready_off(b->nblocks));
 	for (uint64_t i = 0; i < (nch + 63) / 64; i++)
-		b->books_pages += (uint64_t)__builtin_popcountll(b->ready[i]) * 2 * words * 8 / 4096;
+		b->books_pages += (uint64_t)__builtin_popcountll(b->ready[i]) * CHUNK_PAGES;
 	if (b->s.track_zeroed)
 		return 0;
 	/* After a reset: chunks backed before stay backed; clear them. */
 	memset(b->blk_count, 0, b->nblocks * sizeof(uint16_t));
 	for (uint64_t c = 0; c < nch; c++)
 		if ((b->ready[c / 64] >> (c % 64)) & 1) {
-			memset(b->bitmap + c * words, 0, words * 8);
-			memset(b->heads + c * words, 0, words * 8);
+			memset(b->bitmap + c * CHUNK_WORDS, 0, CHUNK_WORDS * 8);
+			memset(b->heads + c * CHUNK_WORDS, 0, CHUNK_WORDS * 8);
 		}
 	return 0;
 }
@@ -75,9 +78,8 @@ static int books_prepare(struct balloon *b, uint64_t pfn)
 	if (bal_chunk_ready(b, pfn))
 		return 1;
 	uint64_t c = pfn / PAGES_PER_BLOCK / BALLOON_CHUNK_BLOCKS;
-	uint64_t words = BALLOON_CHUNK_BLOCKS * (PAGES_PER_BLOCK / 64);
-	if (b->s.track_populate(b->s.track_ctx, b->bitmap + c * words, words * 8) != 0 ||
-	    b->s.track_populate(b->s.track_ctx, b->heads + c * words, words * 8) != 0) {
+	if (b->s.track_populate(b->s.track_ctx, b->bitmap + c * CHUNK_WORDS, CHUNK_WORDS * 8) != 0 ||
+	    b->s.track_populate(b->s.track_ctx, b->heads + c * CHUNK_WORDS, CHUNK_WORDS * 8) != 0) {
 		klog_ratelimited(&b->lim_mem, LOG_INTERVAL_NS,
 		                 "balloon: no memory for the books of the 128 MiB at pfn 0x%llx; "
 		                 "frames given back, inflating again later",
@@ -86,7 +88,7 @@ static int books_prepare(struct balloon *b, uint64_t pfn)
 		return 0;
 	}
 	b->ready[c / 64] |= 1ull << (c % 64);
-	b->books_pages += 2 * words * 8 / 4096;
+	b->books_pages += CHUNK_PAGES;
 	return 1;
 }
 

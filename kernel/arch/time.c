@@ -75,6 +75,19 @@ static int within_2pct(uint64_t a, uint64_t b)
 	return d * 50 <= b;
 }
 
+/* Latch channel 2 and read how far it counted down from 0xffff; *t is the
+ * TSC at the latch, known to within *err ticks (the bracket's half). */
+static uint32_t pit_latch(uint64_t *t, uint64_t *err)
+{
+	uint64_t a = rdtsc();
+	outb(0x43, 0x80);                      /* latch channel 2 */
+	uint64_t b = rdtsc();
+	uint32_t lo = inb(0x42), hi = inb(0x42);
+	*t = a + (b - a) / 2;
+	*err = (b - a) / 2 + 1;
+	return 0xffffu - (hi << 8 | lo);
+}
+
 /* One PIT measurement over `span` TSC ticks (< 55 ms), read from the
  * latched count rather than by polling for expiry: each end is a port
  * access bracketed by TSC reads, and a loose bracket - the host held us up
@@ -88,14 +101,10 @@ static uint64_t pit_sample(uint64_t span)
 	uint64_t t0 = before + (after - before) / 2, e0 = (after - before) / 2 + 1;
 	while (rdtsc() - after < span)
 		cpu_relax();
-	uint64_t a = rdtsc();
-	outb(0x43, 0x80);                      /* latch channel 2 */
-	uint64_t b = rdtsc();
-	uint32_t lo = inb(0x42), hi = inb(0x42);
+	uint64_t t1, e1;
+	uint32_t elapsed = pit_latch(&t1, &e1);
 	int out = inb(0x61) & 0x20;
 	outb(0x61, gate);
-	uint32_t elapsed = 0xffffu - (hi << 8 | lo);
-	uint64_t t1 = a + (b - a) / 2, e1 = (b - a) / 2 + 1;
 	if (out || elapsed < 1193 || t1 <= t0 || (e0 + e1) * 1000 > t1 - t0)   /* 0.1% */
 		return 0;
 	return tsc_hz_from_pit(t1 - t0, elapsed);
@@ -206,22 +215,19 @@ int time_confirm(void)
 	uint64_t t1 = 0, t1_err = UINT64_MAX;
 	int ran_out = 0;
 	for (int got = 0; got < 3;) {
-		uint64_t a = rdtsc();
-		outb(0x43, 0x80);                  /* latch channel 2 */
-		uint64_t b = rdtsc();
-		uint32_t lo = inb(0x42), hi = inb(0x42);
+		uint64_t t, err;
+		uint32_t e = pit_latch(&t, &err);
 		if (inb(0x61) & 0x20) {            /* ran out: the count wrapped */
 			ran_out = 1;
 			break;
 		}
-		uint32_t e = 0xffffu - (hi << 8 | lo);
-		if (e < 1193 && b - check.t0 < check.limit / 10) {
+		if (e < 1193 && t - check.t0 < check.limit / 10) {
 			cpu_relax();
 			continue;
 		}
-		if ((b - a) / 2 < t1_err) {
-			t1 = a + (b - a) / 2;
-			t1_err = (b - a) / 2 + 1;
+		if (err < t1_err) {
+			t1 = t;
+			t1_err = err;
 			elapsed = e;
 		}
 		got++;
