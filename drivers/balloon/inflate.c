@@ -210,13 +210,11 @@ static void deflate_collect(struct balloon *b, struct balloon_elem *e, uint64_t 
 	for (uint64_t blk = 0; small && blk < b->nblocks; blk++) {
 		if (!b->blk_count[blk] || bal_is_block_run(b, blk))
 			continue;
-		for (uint64_t p = blk * PAGES_PER_BLOCK; p < (blk + 1) * PAGES_PER_BLOCK; ) {
+		uint64_t end = (blk + 1) * PAGES_PER_BLOCK;
+		for (uint64_t p = bal_next_head(b, blk * PAGES_PER_BLOCK, end); p < end;
+		     p = bal_next_head(b, p, end)) {
 			if (e->pages >= n || e->pages >= bal_elem_cap(b) || e->nruns >= BALLOON_ELEM_RUNS)
 				return;
-			if (!head_test(b, p)) {
-				p++;
-				continue;
-			}
 			uint32_t len = bal_run_len(b, p);
 			if (len <= n - e->pages && e->pages + len <= bal_elem_cap(b))
 				take_settled(b, e, p, len);
@@ -241,11 +239,9 @@ static void deflate_collect(struct balloon *b, struct balloon_elem *e, uint64_t 
 	for (uint64_t blk = 0; blk < b->nblocks && best_len > 1; blk++) {
 		if (!b->blk_count[blk])
 			continue;
-		for (uint64_t p = blk * PAGES_PER_BLOCK; p < (blk + 1) * PAGES_PER_BLOCK; ) {
-			if (!head_test(b, p)) {
-				p++;
-				continue;
-			}
+		uint64_t end = (blk + 1) * PAGES_PER_BLOCK;
+		for (uint64_t p = bal_next_head(b, blk * PAGES_PER_BLOCK, end); p < end;
+		     p = bal_next_head(b, p, end)) {
 			uint32_t len = bal_run_len(b, p);
 			if (len < best_len) {
 				best = p;

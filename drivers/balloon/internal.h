@@ -52,6 +52,7 @@ struct balloon_elem {
 	uint8_t  state;                 /* enum balloon_elem_state */
 	uint8_t  nruns;
 	uint32_t pages;
+	uint64_t lo, hi;                /* the runs lie in [lo, hi): one test rules most elements out */
 	uint64_t submitted_ns;
 	le32    *pfns;                  /* BALLOON_PAGES_PER_BLOCK entries, DMA */
 	uint64_t pfns_pa;
@@ -195,12 +196,15 @@ static inline uint32_t bal_elem_cap(const struct balloon *b)
 }
 
 uint32_t bal_run_len(const struct balloon *b, uint64_t pfn);
+uint64_t bal_next_head(const struct balloon *b, uint64_t pfn, uint64_t end);
 int bal_is_block_run(const struct balloon *b, uint64_t blk);
 void bal_set_range(struct balloon *b, uint64_t pfn, uint32_t count);
 void bal_clear_range(struct balloon *b, uint64_t pfn, uint32_t count);
 struct balloon_elem *bal_elem_get(struct balloon *b);
 void bal_elem_put(struct balloon *b, struct balloon_elem *e);
 void bal_elem_add_run(struct balloon_elem *e, uint64_t pfn, uint32_t count);
+void bal_fill_pfns(struct balloon_elem *e);
+int bal_in_flight_overlap(const struct balloon *b, uint64_t pfn, uint32_t count);
 int bal_elem_submit(struct balloon *b, struct virtq *vq, struct balloon_elem *e, int state, uint64_t now);
 void bal_mem_error(struct balloon *b, const char *what, uint64_t pfn, uint32_t count);
 /* 1: a range fresh from the allocator may go into an element (its chunk's
