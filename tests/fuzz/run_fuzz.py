@@ -1,8 +1,14 @@
 #!/usr/bin/env python3
 """run_fuzz.py - run the libFuzzer targets built in BUILD/fuzz/.
 
-    run_fuzz.py --build BUILD --smoke --runs N  TARGET[:RUNS]...            (make fuzz-smoke, part of make test)
-    run_fuzz.py --build BUILD [--runs N] [--seconds S] [--jobs J] TARGET... (make fuzz)
+    run_fuzz.py --build BUILD --smoke --runs N  TARGET[:OPT]...            (make fuzz-smoke, part of make test)
+    run_fuzz.py --build BUILD [--runs N] [--seconds S] [--jobs J] TARGET[:OPT]... (make fuzz)
+
+OPT, any of, separated by ':':  RUNS (a number: executions in smoke mode),
+max_len=N (longest input, libFuzzer -max_len; 4096 if not given),
+parts=N (full mode: the target's executions and seconds split into N runs of
+libFuzzer on its one corpus, which the job pool schedules like targets, so a
+slow target uses every core once the fast ones are done; its line adds them up).
 
 Smoke: each target runs its seed corpus (tests/fuzz/corpus/<target>/) and
 then mutations up to N inputs (RUNS for that target if given), with a fixed seed, in a fresh working corpus
@@ -49,7 +55,7 @@ def corpus_size(d):
     return len(os.listdir(d)) if os.path.isdir(d) else 0
 
 
-def run_one(build, target, smoke, runs, seconds):
+def run_one(build, target, smoke, runs, seconds, max_len, part=None):
     exe = os.path.join(build, "fuzz", target)
     seeds = os.path.join(HERE, "corpus", target)
     artifacts = os.path.join(build, "fuzz", "artifacts", target) + os.sep
@@ -65,24 +71,21 @@ def run_one(build, target, smoke, runs, seconds):
         work = os.path.join(build, "fuzz", "corpus", target)
         os.makedirs(work, exist_ok=True)
         limits = [f"-max_total_time={seconds}"] + ([f"-runs={runs}"] if runs else [])
-    before = corpus_size(work)
-    cmd = [exe, work, seeds, *limits, "-timeout=25", "-rss_limit_mb=2048", "-max_len=4096",
+    cmd = [exe, work, seeds, *limits, "-timeout=25", "-rss_limit_mb=2048", f"-max_len={max_len}",
            "-print_final_stats=1", f"-artifact_prefix={artifacts}"]
     t0 = time.monotonic()
     p = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     wall = time.monotonic() - t0
     out = p.stdout + p.stderr
-    with open(os.path.join(build, "fuzz", target + ".log"), "w") as f:
+    log = target + (f".part{part}" if part is not None else "") + ".log"
+    with open(os.path.join(build, "fuzz", log), "w") as f:
         f.write(" ".join(cmd) + "\n" + out)
-    execs = stat(out, "number_of_executed_units") or 0
     info = {
-        "execs": execs,
-        "exec_s": int(execs / wall) if wall > 0 else 0,
-        "cov": (re.findall(r"cov: (\d+)", out) or ["?"])[-1],
-        "corpus": corpus_size(work),
-        "before": before,
+        "execs": stat(out, "number_of_executed_units") or 0,
+        "cov": int((re.findall(r"cov: (\d+)", out) or ["0"])[-1]),
         "seeds": corpus_size(seeds),
         "wall": wall,
+        "log": os.path.join(build, "fuzz", log),
     }
     if p.returncode != 0:
         m = re.search(r"Test unit written to (\S+)", out)
@@ -95,12 +98,53 @@ def run_one(build, target, smoke, runs, seconds):
     return True, "", info
 
 
+def add_up(parts):
+    """One target's line from its parts: executions and seconds added, the
+    best coverage, the first failure."""
+    ok = all(p[0] for p in parts)
+    why = next((p[1] for p in parts if not p[0]), "")
+    infos = [p[2] for p in parts if p[2]]
+    if not infos:
+        return ok, why, {}
+    info = dict(infos[0])
+    info["execs"] = sum(i["execs"] for i in infos)
+    info["wall"] = sum(i["wall"] for i in infos)
+    info["cov"] = max(i["cov"] for i in infos)
+    info["parts"] = len(infos)
+    for i in infos:
+        if i.get("replay"):
+            info["replay"], info["log"] = i["replay"], i["log"]
+    return ok, why, info
+
+
 def line(t, ok, info):
     if not info:
         return f"fuzz  {t:<22} FAILED"
-    return (f"fuzz  {t:<22} {info['execs']:9d} inputs {info['exec_s']:7d}/s "
+    exec_s = int(info["execs"] / info["wall"]) if info["wall"] > 0 else 0
+    parts = f" in {info['parts']} parts" if info.get("parts", 1) > 1 else ""
+    return (f"fuzz  {t:<22} {info['execs']:9d} inputs {exec_s:7d}/s "
             f"cov {info['cov']:>5} corpus {info['before']:5d} -> {info['corpus']:5d} "
-            f"(+{info['seeds']} seeds) {info['wall']:7.1f} s  {'ok' if ok else 'FAILED'}")
+            f"(+{info['seeds']} seeds) max_len {info['max_len']:4d} {info['wall']:7.1f} s{parts}  "
+            f"{'ok' if ok else 'FAILED'}")
+
+
+def parse_target(arg, runs, smoke):
+    """TARGET[:RUNS][:max_len=N][:parts=N] -> (target, runs, max_len, parts)."""
+    t, *opts = arg.split(":")
+    max_len, parts = 4096, 1
+    for o in opts:
+        k, eq, v = o.partition("=")
+        if not eq:
+            runs = int(k)
+        elif k == "max_len":
+            max_len = int(v)
+        elif k == "parts":
+            parts = max(1, int(v))
+        else:
+            sys.exit(f"run_fuzz.py: unknown option {o!r} in {arg!r}")
+    if smoke:
+        parts = 1
+    return t, runs, max_len, parts
 
 
 def main():
@@ -113,15 +157,31 @@ def main():
     ap.add_argument("targets", nargs="+")
     a = ap.parse_args()
     os.makedirs(os.path.join(a.build, "fuzz"), exist_ok=True)
-    todo = []
-    for arg in a.targets:
-        t, _, runs = arg.partition(":")
-        todo.append((t, int(runs) if runs else (a.runs or (2000 if a.smoke else 0))))
+    todo = [parse_target(arg, a.runs or (2000 if a.smoke else 0), a.smoke) for arg in a.targets]
     jobs = 1 if a.smoke else max(1, a.jobs)
+    before = {t: corpus_size(os.path.join(a.build, "fuzz", "corpus", t)) for t, *_ in todo}
     t0 = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futs = [(t, pool.submit(run_one, a.build, t, a.smoke, runs, a.seconds)) for t, runs in todo]
-        results = [(t, *f.result()) for t, f in futs]
+        # the parts of one target go out spread over the queue, so that they
+        # run beside the other targets rather than after them all
+        items = []
+        for t, runs, max_len, parts in todo:
+            for k in range(parts):
+                r = -(-runs // parts) if runs else 0
+                items.append((k, t, r, max_len, parts))
+        items.sort(key=lambda i: i[0])
+        futs = {}
+        for k, t, r, max_len, parts in items:
+            futs.setdefault(t, []).append(pool.submit(
+                run_one, a.build, t, a.smoke, r, max(1, a.seconds // parts), max_len,
+                k if parts > 1 else None))
+        results = []
+        for t, runs, max_len, parts in todo:
+            ok, why, info = add_up([f.result() for f in futs[t]])
+            if info:
+                work = os.path.join(a.build, "fuzz", "smoke" if a.smoke else "corpus", t)
+                info.update(before=0 if a.smoke else before[t], corpus=corpus_size(work), max_len=max_len)
+            results.append((t, ok, why, info))
     lines, table, bad = [], [], 0
     for t, ok, why, info in results:
         lines.append(f"PASS fuzz/{t}" if ok else f"FAIL fuzz/{t}: {why}")
@@ -133,7 +193,7 @@ def main():
             if info.get("replay"):
                 print(f"    replay: {info['replay']}")
             if info:
-                print(f"    log: {os.path.join(a.build, 'fuzz', t + '.log')}")
+                print(f"    log: {info['log']}")
     if a.smoke:
         os.makedirs(os.path.join(a.build, "results"), exist_ok=True)
         with open(os.path.join(a.build, "results", "fuzz.txt"), "w") as f:

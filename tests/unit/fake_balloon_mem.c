@@ -84,19 +84,24 @@ static uint64_t first_block(const struct fake_mem *m)
  * ASan's per-byte checks (the allocator's searches below run this all the
  * time over nearly full memory; they were a fifth of fuzz_balloon_device's time). */
 __attribute__((no_sanitize("address")))
-static int range_free(const struct fake_mem *m, uint64_t pfn, uint64_t n)
+static uint64_t first_busy(const struct fake_mem *m, uint64_t pfn, uint64_t n)
 {
 	const uint8_t *s = m->st + (pfn - m->base_pfn);   /* st() is not inlined into a no_sanitize function */
 	uint64_t i = 0, w;
 	for (; i + 8 <= n; i += 8) {
 		memcpy(&w, s + i, 8);
 		if (w)
-			return 0;
+			break;
 	}
 	for (; i < n; i++)
 		if (s[i] != FM_FREE)
-			return 0;
-	return 1;
+			return i;
+	return n;
+}
+
+static int range_free(const struct fake_mem *m, uint64_t pfn, uint64_t n)
+{
+	return first_busy(m, pfn, n) == n;
 }
 
 /* Written by the guest: resident, and no longer what the host was told. */
@@ -244,13 +249,14 @@ static int fm_take_run(void *ctx, unsigned order, uint64_t *pfn)
 				break;
 			p = m->base_pfn + (uint64_t)(f - m->st);
 		}
-		if (range_free(m, p, n)) {
+		uint64_t busy = first_busy(m, p, n);
+		if (busy == n) {
 			take(m, p, order);
 			*pfn = p;
 			m->runs_taken++;
 			return 0;
 		}
-		p += n;
+		p = (p + busy + n) / n * n;   /* no aligned run holding the busy frame is free */
 	}
 	return -1;
 }
