@@ -187,7 +187,7 @@ HOST_CC     ?= gcc
 HOST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Wno-unused-parameter -fno-omit-frame-pointer \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                -DHOST_TEST -Iinclude -I. -Itests/unit
-HOST_SUPPORT := tests/unit/host_support.c kernel/lib/klog.c
+HOST_SUPPORT := tests/unit/host_support.c kernel/lib/klog.c kernel/lib/fmt.c
 
 define unit_rule
 $(BUILD)/unit/$(1): $$($(1)_SRCS) $(HOST_SUPPORT) $(ALL_HEADERS) | deps-check

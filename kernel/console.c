@@ -12,6 +12,7 @@
 #include "kernel/lib/wake.h"
 #include "kernel/arch/irq.h"
 #include "klog.h"
+#include "kernel/lib/fmt.h"
 
 /* klog's sink: one line, stdout flushed first so lines never interleave. */
 void klog_sink(const char *line)
@@ -55,7 +56,7 @@ static void console_poll(uint64_t now_ns)
 			line[len] = 0;
 			len = 0;
 			console_exec(line);
-			printf("> ");
+			kprintf("> ");
 			fflush(stdout);
 			/* the command may have given other pollers work (they ran
 			 * before this one): one more round, at once (a timer for

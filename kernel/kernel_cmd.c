@@ -10,6 +10,7 @@
 #include "kernel/lib/cmdline.h"
 #include "kernel/lib/wake.h"
 #include "kernel/kernel.h"
+#include "kernel/lib/fmt.h"
 
 int opt_irq_poll, opt_timer_off;
 CMDLINE_FLAG(irq_poll, "irq.poll", &opt_irq_poll, "route no interrupt lines: devices without MSI-X are polled");
@@ -22,19 +23,19 @@ static int cmd_uptime(int argc, char **argv)
 {
 	uint64_t ns = clock_ns();
 	uint64_t due = wake_last_deadline();
-	printf("up %lu.%03lu s, %lu timer ticks, %llu wake-ups", ns / NS_PER_S, ns % NS_PER_S / NS_PER_MS,
+	kprintf("up %lu.%03lu s, %lu timer ticks, %llu wake-ups", ns / NS_PER_S, ns % NS_PER_S / NS_PER_MS,
 	       timer_ticks(), (unsigned long long)wake_sleeps());
 	if (due == WAKE_NEVER)
-		printf("; sleeping until an interrupt\n");
+		kprintf("; sleeping until an interrupt\n");
 	else
-		printf("; next deadline in %lld ms\n", (long long)((int64_t)(due - ns) / (int64_t)NS_PER_MS));
+		kprintf("; next deadline in %lld ms\n", (long long)((int64_t)(due - ns) / (int64_t)NS_PER_MS));
 	return 0;
 }
 CONSOLE_CMD("uptime", "time since boot", cmd_uptime);
 
 static int cmd_poweroff(int argc, char **argv)
 {
-	printf("powering off\n");
+	kprintf("powering off\n");
 	power_off(1);
 }
 CONSOLE_CMD("poweroff", "power the machine off", cmd_poweroff);

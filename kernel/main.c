@@ -29,6 +29,7 @@
 #include "mm/kmem.h"
 #include "mm/mm.h"
 #include "klog.h"
+#include "kernel/lib/fmt.h"
 
 #define KERNEL_VERSION "0.1"
 
@@ -41,20 +42,20 @@ static void print_banner(const struct boot_info *bi)
 	uint64_t by_type[BOOT_MEM_TYPE_COUNT] = { 0 };
 	for (uint32_t i = 0; i < bi->mmap_count; i++)
 		by_type[bi->mmap[i].type] += bi->mmap[i].pages * 4096;
-	printf("\nballoon-os %s: x86-64 unikernel with a 2 MiB-block virtio balloon\n", KERNEL_VERSION);
-	printf("memory: %lu MiB usable, %u regions (", boot_info_usable_bytes(bi) >> 20, bi->mmap_count);
+	kprintf("\nballoon-os %s: x86-64 unikernel with a 2 MiB-block virtio balloon\n", KERNEL_VERSION);
+	kprintf("memory: %lu MiB usable, %u regions (", boot_info_usable_bytes(bi) >> 20, bi->mmap_count);
 	const char *sep = "";
 	for (uint32_t t = 1; t < BOOT_MEM_TYPE_COUNT; t++) {
 		if (!by_type[t] || t == BOOT_MEM_MMIO)
 			continue;
-		printf("%s%s %lu KiB", sep, boot_mem_type_name(t), by_type[t] >> 10);
+		kprintf("%s%s %lu KiB", sep, boot_mem_type_name(t), by_type[t] >> 10);
 		sep = ", ";
 	}
-	printf(")\n");
-	printf("kernel: %lu KiB at phys %#lx; TSC %lu MHz; ACPI RSDP %#lx\n",
+	kprintf(")\n");
+	kprintf("kernel: %lu KiB at phys %#lx; TSC %lu MHz; ACPI RSDP %#lx\n",
 	       bi->kernel_size >> 10, bi->kernel_phys, time_tsc_hz() / 1000000, bi->acpi_rsdp);
 	static const char *const src[] = { "none", "cmdline.txt", "fw_cfg" };
-	printf("cmdline (%s): '%s'\n", bi->cmdline_source < 3 ? src[bi->cmdline_source] : "?", bi->cmdline);
+	kprintf("cmdline (%s): '%s'\n", bi->cmdline_source < 3 ? src[bi->cmdline_source] : "?", bi->cmdline);
 }
 
 /* Where boot time goes: the slowest initcalls, printed with the ready line
@@ -97,7 +98,7 @@ static void run_initcalls(void)
 
 static void __attribute__((noreturn)) work_loop(void)
 {
-	printf("> ");
+	kprintf("> ");
 	fflush(stdout);
 	for (;;) {
 		uint64_t now = clock_ns();
@@ -153,7 +154,7 @@ void kmain(const struct boot_info *bi_loader)
 	power_fail_powers_off(selftest_mode);
 	print_banner(bi);
 	if (cmdline_error_count)
-		printf("cmdline: %d error%s above; those options keep their defaults\n",
+		kprintf("cmdline: %d error%s above; those options keep their defaults\n",
 		       cmdline_error_count, cmdline_error_count == 1 ? "" : "s");
 
 	run_initcalls();
@@ -166,11 +167,11 @@ void kmain(const struct boot_info *bi_loader)
 	boot_ready_ns_after_exit = (uint64_t)(((unsigned __int128)(rdtsc() - bi->tsc_exit_boot) * 1000000000u) / hz);
 	uint64_t loader_ns = bi->tsc_exit_boot > bi->tsc_loader_entry ?
 		(uint64_t)(((unsigned __int128)(bi->tsc_exit_boot - bi->tsc_loader_entry) * 1000000000u) / hz) : 0;
-	printf("boot: ready %lu us after ExitBootServices (loader ran %lu us); slowest set-up:",
+	kprintf("boot: ready %lu us after ExitBootServices (loader ran %lu us); slowest set-up:",
 	       boot_ready_ns_after_exit / 1000, loader_ns / 1000);
 	for (int i = 0; i < INIT_SLOWEST && init_slow[i].name; i++)
-		printf(" %s %lu us", init_slow[i].name, init_slow[i].ns / 1000);
-	printf("\n");
+		kprintf(" %s %lu us", init_slow[i].name, init_slow[i].ns / 1000);
+	kprintf("\n");
 
 	if (selftest_mode) {
 		mm_online_all();        /* the tests count every frame */

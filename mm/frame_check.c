@@ -6,13 +6,14 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include "mm/frame_internal.h"
+#include "kernel/lib/fmt.h"
 
 static int fail(char *why, size_t len, const char *fmt, ...)
 {
 	if (why && len) {
 		va_list ap;
 		va_start(ap, fmt);
-		vsnprintf(why, len, fmt, ap);
+		kvsnprintf(why, len, fmt, ap);
 		va_end(ap);
 	}
 	return MM_ESTATE;

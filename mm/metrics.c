@@ -5,6 +5,7 @@
 #include <string.h>
 #include "mm/metrics.h"
 #include "mm/frame_internal.h"
+#include "kernel/lib/fmt.h"
 
 void fa_stats(const struct frame_alloc *fa, struct mm_stats *s)
 {
@@ -46,7 +47,7 @@ void fa_stats(const struct frame_alloc *fa, struct mm_stats *s)
 
 int mm_stats_format(const struct mm_stats *s, char *buf, size_t len)
 {
-	return snprintf(buf, len,
+	return ksnprintf(buf, len,
 		"mem: total %llu MiB, free %llu MiB (%llu MiB in whole 2 MiB blocks, %u.%u%%), "
 		"kernel %llu MiB, movable %llu MiB, balloon %llu MiB, reported %llu MiB, being reported %llu MiB\n"
 		"blocks: %llu total, %llu free (%llu resident), %llu unmovable, %llu movable, "

@@ -14,6 +14,7 @@
 #include "mm/shrinker.h"
 #include "klog.h"
 #include "units.h"
+#include "kernel/lib/fmt.h"
 
 struct shrinker {
 	int used;
@@ -80,7 +81,7 @@ int shrinker_register(const char *name, int priority, shrinker_count_fn count,
 		s->used = 1;
 		s->priority = priority;
 		s->seq = next_seq++;
-		snprintf(s->name, sizeof s->name, "%s", name);
+		ksnprintf(s->name, sizeof s->name, "%s", name);
 		s->count = count;
 		s->scan = scan;
 		s->ctx = ctx;

@@ -43,7 +43,7 @@ FUZZ_RUNS       ?= 0
 FUZZ_JOBS       ?= 1
 FUZZ_SMOKE_RUNS ?= 2000
 # the same as HOST_SUPPORT, which the Makefile defines only after including this file
-FUZZ_SUPPORT    := tests/unit/host_support.c kernel/lib/klog.c
+FUZZ_SUPPORT    := tests/unit/host_support.c kernel/lib/klog.c kernel/lib/fmt.c
 FUZZ_CFLAGS     := -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -fno-omit-frame-pointer \
                    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                    -fsanitize-coverage-ignorelist=tests/fuzz/coverage_ignore.txt \

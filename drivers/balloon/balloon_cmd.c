@@ -16,6 +16,7 @@
 #include "kernel/arch/irq.h"
 #include "klog.h"
 #include "units.h"
+#include "kernel/lib/fmt.h"
 
 /* ---- knobs: command line and `set` at run time (on_set applies them) */
 
@@ -30,7 +31,7 @@ static int opt_single_desc;
 
 static int single_desc_later(void)
 {
-	printf("balloon.single_desc takes effect at the next bring-up (`balloon reset`)\n");
+	kprintf("balloon.single_desc takes effect at the next bring-up (`balloon reset`)\n");
 	return 0;
 }
 
@@ -85,54 +86,54 @@ static int cmd_balloon(int argc, char **argv)
 {
 	struct virtio_balloon_dev *d = virtio_balloon_get();
 	if (!d) {
-		printf("balloon: no device\n");
+		kprintf("balloon: no device\n");
 		return 1;
 	}
 	const char *sub = argc > 1 ? argv[1] : "";
 	if (argc > 2 || (*sub && strcmp(sub, "check") && strcmp(sub, "stats") && strcmp(sub, "reset"))) {
-		printf("usage: balloon [check | stats | reset]; knobs: set balloon.<initial|max|min_free|rate|"
+		kprintf("usage: balloon [check | stats | reset]; knobs: set balloon.<initial|max|min_free|rate|"
 		       "report_delay> <value>\n");
 		return 1;
 	}
 	if (!strcmp(sub, "reset")) {
 		if (!d->transport_up) {
-			printf("balloon: device not up (%s)\n", d->down_why ? d->down_why : "down");
+			kprintf("balloon: device not up (%s)\n", d->down_why ? d->down_why : "down");
 			return 1;
 		}
 		int rc = virtio_balloon_reset();
-		printf("balloon: reset %s; device %s, %llu pages deflated first, %llu reclaimed in all\n",
+		kprintf("balloon: reset %s; device %s, %llu pages deflated first, %llu reclaimed in all\n",
 		       rc ? "FAILED" : "done", d->transport_up ? "up again" : "down",
 		       (unsigned long long)d->drained, (unsigned long long)d->reclaimed);
 		return rc ? 1 : 0;
 	}
 	if (*sub && !d->core_up) {
-		printf("balloon: core not running\n");
+		kprintf("balloon: core not running\n");
 		return 1;
 	}
 	if (!strcmp(sub, "check")) {
 		char why[160];
 		if (balloon_check(d->b, why, sizeof why) != 0) {
-			printf("balloon: check FAILED: %s\n", why);
+			kprintf("balloon: check FAILED: %s\n", why);
 			return 1;
 		}
-		printf("balloon: books consistent\n");
+		kprintf("balloon: books consistent\n");
 		return 0;
 	}
 	if (!strcmp(sub, "stats")) {
 		struct virtio_balloon_stat st[BALLOON_STATS_MAX];
 		unsigned n = balloon_stats_fill(d->b, st, BALLOON_STATS_MAX);
-		printf("balloon: stats%s:", d->has_stats ? "" : " (no stats queue: not sent)");
+		kprintf("balloon: stats%s:", d->has_stats ? "" : " (no stats queue: not sent)");
 		for (unsigned i = 0; i < n; i++)
-			printf(" %s=%llu", balloon_stat_name(st[i].tag), (unsigned long long)st[i].val);
-		printf("\n");
+			kprintf(" %s=%llu", balloon_stat_name(st[i].tag), (unsigned long long)st[i].val);
+		kprintf("\n");
 		return 0;
 	}
 	char names[96];
 	virtio_balloon_feature_names(d->vp.features, names, sizeof names);
-	printf("virtio-balloon: %s, status 0x%x, features 0x%llx (%s)\n",
+	kprintf("virtio-balloon: %s, status 0x%x, features 0x%llx (%s)\n",
 	       d->transport_up ? "up" : d->down_why ? d->down_why : "down", vp_status(&d->vp),
 	       (unsigned long long)d->vp.features, names);
-	printf("recovery: %u resets (%u requested), %llu pages (%llu MiB) deflated before requested "
+	kprintf("recovery: %u resets (%u requested), %llu pages (%llu MiB) deflated before requested "
 	       "resets, %llu pages (%llu MiB) reclaimed, %u of %u attempts left%s", d->resets,
 	       d->requested, (unsigned long long)d->drained,
 	       (unsigned long long)(d->drained * PAGE_SIZE / MIB), (unsigned long long)d->reclaimed,
@@ -140,37 +141,37 @@ static int cmd_balloon(int argc, char **argv)
 	       VIRTIO_BALLOON_MAX_ATTEMPTS - d->attempts, VIRTIO_BALLOON_MAX_ATTEMPTS,
 	       d->given_up ? ", left off" : "");
 	if (d->held_for_good)
-		printf(", %llu pages held for good (reset not confirmed)",
+		kprintf(", %llu pages held for good (reset not confirmed)",
 		       (unsigned long long)d->held_for_good);
-	printf("\n");
+	kprintf("\n");
 	if (d->irq_mode == VB_IRQ_MSIX)
-		printf("interrupts: MSI-X, %llu configuration changes, %llu queue interrupts\n",
+		kprintf("interrupts: MSI-X, %llu configuration changes, %llu queue interrupts\n",
 		       (unsigned long long)d->irq_config, (unsigned long long)d->irq_queue);
 	else if (d->irq_mode == VB_IRQ_INTX) {
 		struct irq_line_info li = { 0 };
 		irq_line_info(d->intx_line, &li);
-		printf("interrupts: INTx line %u (GSI %u, %s, active %s, vector %d), %llu on the line, "
+		kprintf("interrupts: INTx line %u (GSI %u, %s, active %s, vector %d), %llu on the line, "
 		       "%llu configuration changes, %llu queue interrupts\n", d->intx_line, li.gsi,
 		       li.level ? "level" : "edge", li.active_low ? "low" : "high", li.vector,
 		       (unsigned long long)li.count, (unsigned long long)d->irq_config,
 		       (unsigned long long)d->irq_queue);
 	} else
-		printf("interrupts: none, polled every millisecond\n");
+		kprintf("interrupts: none, polled every millisecond\n");
 	if (!d->core_up) {
-		printf("balloon: %s\n", !balloon_kernel_max_pfn() ? "idle (memory manager not running)" : "not running");
+		kprintf("balloon: %s\n", !balloon_kernel_max_pfn() ? "idle (memory manager not running)" : "not running");
 		return 0;
 	}
 	struct balloon_status st;
 	balloon_get_status(d->b, &st);
-	printf("reaction: configuration interrupt -> poll %llu us, new target -> first element %llu us\n",
+	kprintf("reaction: configuration interrupt -> poll %llu us, new target -> first element %llu us\n",
 	       (unsigned long long)(d->irq_to_poll_ns / 1000), (unsigned long long)(st.reaction_ns / 1000));
-	printf("residency: %llu blocks made free by compaction before any block the host does not back "
+	kprintf("residency: %llu blocks made free by compaction before any block the host does not back "
 	       "was taken\n", (unsigned long long)balloon_kernel_blocks_compacted());
 	static char text[1400];
 	balloon_format_status(d->b, text, sizeof text);
-	printf("%s\n", text);
+	kprintf("%s\n", text);
 	balloon_format_details(d->b, text, sizeof text);
-	printf("%s\n", text);
+	kprintf("%s\n", text);
 	return 0;
 }
 CONSOLE_CMD("balloon", "balloon status; `balloon check` verifies its books, `balloon stats` what the "

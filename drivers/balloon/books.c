@@ -7,6 +7,7 @@
 #include "drivers/balloon/internal.h"
 #include <stdio.h>
 #include <string.h>
+#include "kernel/lib/fmt.h"
 
 /* ---- bitmaps */
 
@@ -319,7 +320,7 @@ int bal_new_range_ok(struct balloon *b, uint64_t pfn, uint32_t count)
 
 /* ------------------------------------------------------------ self-check */
 
-#define CHECK(cond, ...) do { if (!(cond)) { snprintf(why, len, __VA_ARGS__); return -1; } } while (0)
+#define CHECK(cond, ...) do { if (!(cond)) { ksnprintf(why, len, __VA_ARGS__); return -1; } } while (0)
 
 int balloon_check(const struct balloon *b, char *why, size_t len)
 {

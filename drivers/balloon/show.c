@@ -5,6 +5,7 @@
 #include "drivers/balloon/internal.h"
 #include <stdarg.h>
 #include <stdio.h>
+#include "kernel/lib/fmt.h"
 const char *balloon_state_name(enum balloon_state st)
 {
 	static const char *const names[] = { "at target", "inflating", "deflating",
@@ -35,7 +36,7 @@ const char *balloon_short_name(enum balloon_short_reason r)
 void balloon_format_status(const struct balloon *b, char *buf, size_t len)
 {
 	uint64_t actual = balloon_actual(b);
-	snprintf(buf, len,
+	ksnprintf(buf, len,
 	         "balloon: %s; actual %llu pages (%llu MiB), target %llu (host %u); "
 	         "%llu whole blocks + %llu pages in runs; in flight +%llu/-%llu; sent %llu blocks, "
 	         "%llu runs, %llu deflates",
@@ -57,7 +58,7 @@ static void appendf(char *buf, size_t len, size_t *off, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(buf + *off, len - *off, fmt, ap);
+	int n = kvsnprintf(buf + *off, len - *off, fmt, ap);
 	va_end(ap);
 	if (n > 0)
 		*off = min_u64(len, *off + (size_t)n);

@@ -20,6 +20,7 @@
 #include "drivers/balloon/virtio_balloon.h"
 #include "drivers/virtio/virtio_pci_hw.h"
 #include "hw/io.h"
+#include "kernel/lib/fmt.h"
 
 static struct virtio_balloon_dev vb;
 static int found;
@@ -288,13 +289,13 @@ void virtio_balloon_feature_names(uint64_t f, char *buf, size_t len)
 	buf[0] = 0;
 	for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (f & (1ull << names[i].bit)) {
-			int n = snprintf(buf + o, len - o, "%s%s", o ? " " : "", names[i].name);
+			int n = ksnprintf(buf + o, len - o, "%s%s", o ? " " : "", names[i].name);
 			if (n < 0 || (size_t)n >= len - o)
 				break;
 			o += (size_t)n;
 		}
 	if (!o)
-		snprintf(buf, len, "none");
+		ksnprintf(buf, len, "none");
 }
 
 /* The spec's init order, from reset to DRIVER_OK, then the balloon core.
@@ -417,7 +418,7 @@ static void recover(struct virtio_balloon_dev *d, enum vb_cause cause)
 		uint64_t held = balloon_owned(d->b);
 		uint64_t left = balloon_drain(d->b, VIRTIO_BALLOON_DRAIN_NS);
 		d->drained += held - left;
-		snprintf(first, sizeof first, "deflated %llu MiB first%s; ",
+		ksnprintf(first, sizeof first, "deflated %llu MiB first%s; ",
 		         (unsigned long long)((held - left) * PAGE_SIZE / MIB),
 		         left ? " (the host did not ack the rest in time)" : "");
 	}
@@ -440,7 +441,7 @@ static void recover(struct virtio_balloon_dev *d, enum vb_cause cause)
 	d->core_up = 0;
 	d->reclaimed += back;
 	char freed[64];
-	snprintf(freed, sizeof freed, "%llu MiB (%llu pages) reclaimed",
+	ksnprintf(freed, sizeof freed, "%llu MiB (%llu pages) reclaimed",
 	         (unsigned long long)(back * PAGE_SIZE / MIB), (unsigned long long)back);
 	if (cause == VB_GONE) {
 		klog("virtio-balloon: %s; reset ok, %s; leaving it off", what, freed);

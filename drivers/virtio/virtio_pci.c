@@ -9,6 +9,7 @@
 #include "kclock.h"
 #include "klog.h"
 #include "drivers/virtio/virtio_pci.h"
+#include "kernel/lib/fmt.h"
 
 static uint32_t rd(struct vp_dev *vp, enum vp_region_id r, uint32_t off, unsigned w)
 {
@@ -25,7 +26,7 @@ void vp_fail(struct vp_dev *vp, const char *fmt, ...)
 	char why[160];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(why, sizeof why, fmt, ap);
+	kvsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
 	if (vp->r[VP_COMMON].length) {
 		uint8_t st = (uint8_t)rd(vp, VP_COMMON, VIRTIO_PCI_COMMON_STATUS, 1);

@@ -14,6 +14,7 @@
 #include "drivers/virtio/virtq.h"
 #include "drivers/virtio/barrier.h"
 #include "klog.h"
+#include "kernel/lib/fmt.h"
 
 #define USED_PART_ALIGN 64  /* keep device-written memory off our cache lines */
 
@@ -50,9 +51,9 @@ fail(struct virtq *vq, const char *fmt, ...)
 	char why[112];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(why, sizeof why, fmt, ap);
+	kvsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	snprintf(vq->why, sizeof vq->why, "%s; queue disabled, %u buffers left with the device",
+	ksnprintf(vq->why, sizeof vq->why, "%s; queue disabled, %u buffers left with the device",
 	         why, vq->heads_in_flight);
 	vq->log_pending = 1;
 	flush_log(vq);

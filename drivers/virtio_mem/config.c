@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include "drivers/virtio_mem/internal.h"
+#include "kernel/lib/fmt.h"
 
 #define MiB(x) ((unsigned long long)((x) >> 20))
 
@@ -24,34 +25,34 @@ int vmem_check_config(const struct vmem_config *c, uint64_t max_phys, char *why,
 {
 	uint64_t bs = c->block_size;
 	if (bs == 0 || (bs & (bs - 1))) {
-		snprintf(why, len, "block size %#llx is not a power of two", (unsigned long long)bs);
+		ksnprintf(why, len, "block size %#llx is not a power of two", (unsigned long long)bs);
 		return -1;
 	}
 	if (bs < BLOCK_SIZE) {
 		/* The allocator's unit is 2 MiB: a smaller device block could
 		 * neither be handed to it nor taken back on its own. */
-		snprintf(why, len, "block size %llu KiB is smaller than the 2 MiB blocks memory is "
+		ksnprintf(why, len, "block size %llu KiB is smaller than the 2 MiB blocks memory is "
 		         "managed in", (unsigned long long)(bs >> 10));
 		return -1;
 	}
 	if (c->region_size == 0 || c->region_size % bs) {
-		snprintf(why, len, "region size %#llx is not a nonzero multiple of the %llu MiB block",
+		ksnprintf(why, len, "region size %#llx is not a nonzero multiple of the %llu MiB block",
 		         (unsigned long long)c->region_size, MiB(bs));
 		return -1;
 	}
 	if (c->addr % bs) {
-		snprintf(why, len, "region address %#llx is not aligned to the %llu MiB block",
+		ksnprintf(why, len, "region address %#llx is not aligned to the %llu MiB block",
 		         (unsigned long long)c->addr, MiB(bs));
 		return -1;
 	}
 	if (c->addr + c->region_size < c->addr || c->addr + c->region_size > max_phys) {
-		snprintf(why, len, "region %#llx + %llu MiB ends beyond the %llu GiB of physical "
+		ksnprintf(why, len, "region %#llx + %llu MiB ends beyond the %llu GiB of physical "
 		         "addresses the kernel maps", (unsigned long long)c->addr, MiB(c->region_size),
 		         (unsigned long long)(max_phys >> 30));
 		return -1;
 	}
 	if (c->region_size / bs > VMEM_MAX_BLOCKS) {
-		snprintf(why, len, "region of %llu blocks is more than the %u this driver tracks",
+		ksnprintf(why, len, "region of %llu blocks is more than the %u this driver tracks",
 		         (unsigned long long)(c->region_size / bs), VMEM_MAX_BLOCKS);
 		return -1;
 	}

@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include "drivers/virtio_mem/internal.h"
+#include "kernel/lib/fmt.h"
 
 #define MiB(x) ((unsigned long long)((x) >> 20))
 
@@ -113,23 +114,23 @@ void vmem_format_status(const struct vmem *v, char *buf, size_t len)
 	struct vmem_status st;
 	vmem_get_status(v, &st);
 	if (!v->up) {
-		snprintf(buf, len, "virtio-mem: off");
+		ksnprintf(buf, len, "virtio-mem: off");
 		return;
 	}
 	struct vmem_class_counts cc;
 	vmem_count_classes(v, &cc);
 	char last[96] = "none yet";
 	if (st.last_type != VMEM_NO_REQ)
-		snprintf(last, sizeof last, "%s %llu MiB at %#llx: %s", vmem_req_name(st.last_type),
+		ksnprintf(last, sizeof last, "%s %llu MiB at %#llx: %s", vmem_req_name(st.last_type),
 		         MiB(st.last_blocks * st.block_size), (unsigned long long)st.last_addr,
 		         vmem_outcome_name(st.last_outcome));
 	char hold[64] = "", shortl[96] = "";
 	if (st.hold != VHOLD_NONE)
-		snprintf(hold, sizeof hold, ", held: %s", vmem_hold_name(st.hold));
+		ksnprintf(hold, sizeof hold, ", held: %s", vmem_hold_name(st.hold));
 	if (st.shortfall)
-		snprintf(shortl, sizeof shortl, "\nshortfall: %llu MiB (%s)", MiB(st.shortfall),
+		ksnprintf(shortl, sizeof shortl, "\nshortfall: %llu MiB (%s)", MiB(st.shortfall),
 		         vmem_short_name(st.short_reason));
-	snprintf(buf, len,
+	ksnprintf(buf, len,
 	         "virtio-mem: %s%s; plugged %llu MiB (device says %llu), requested %llu MiB, target %llu MiB, "
 	         "usable %llu of %llu MiB at %#llx, block %llu MiB\n"
 	         "device blocks: %llu online, %llu offline (%llu in an unplug), %llu unplugged usable\n"
@@ -155,7 +156,7 @@ int vmem_check(const struct vmem *v, char *why, size_t len)
 	uint64_t np = 0, no = 0;
 	for (uint64_t w = 0; w < (v->nblocks + 63) / 64; w++) {
 		if (v->online[w] & ~v->plugged[w]) {
-			snprintf(why, len, "online but not plugged near block %llu", (unsigned long long)(w * 64));
+			ksnprintf(why, len, "online but not plugged near block %llu", (unsigned long long)(w * 64));
 			return -1;
 		}
 		np += (uint64_t)__builtin_popcountll(v->plugged[w]);
@@ -163,30 +164,30 @@ int vmem_check(const struct vmem *v, char *why, size_t len)
 	}
 	uint64_t tail = v->nblocks % 64;
 	if (tail && (v->plugged[(v->nblocks - 1) / 64] >> tail)) {
-		snprintf(why, len, "bits beyond the region");
+		ksnprintf(why, len, "bits beyond the region");
 		return -1;
 	}
 	if (np != v->n_plugged || no != v->n_online) {
-		snprintf(why, len, "counters %llu plugged %llu online, bitmaps %llu %llu",
+		ksnprintf(why, len, "counters %llu plugged %llu online, bitmaps %llu %llu",
 		         (unsigned long long)v->n_plugged, (unsigned long long)v->n_online,
 		         (unsigned long long)np, (unsigned long long)no);
 		return -1;
 	}
 	if (v->batch_pos > v->batch_n || v->batch_n > VMEM_BATCH) {
-		snprintf(why, len, "batch %u..%u", v->batch_pos, v->batch_n);
+		ksnprintf(why, len, "batch %u..%u", v->batch_pos, v->batch_n);
 		return -1;
 	}
 	for (unsigned i = v->batch_pos; i < v->batch_n; i++) {
 		uint64_t idx = v->batch[i];
 		if (idx >= v->nblocks || !bit_get(v->plugged, idx) || bit_get(v->online, idx) ||
 		    (i > v->batch_pos && v->batch[i - 1] >= idx)) {
-			snprintf(why, len, "batch entry %u (block %llu) not a plugged offline block in order", i,
+			ksnprintf(why, len, "batch entry %u (block %llu) not a plugged offline block in order", i,
 			         (unsigned long long)idx);
 			return -1;
 		}
 	}
 	if (v->n_plugged - v->n_online < v->batch_n - v->batch_pos) {
-		snprintf(why, len, "more blocks in the unplug round than offline");
+		ksnprintf(why, len, "more blocks in the unplug round than offline");
 		return -1;
 	}
 	return 0;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "drivers/virtio_mem/internal.h"
+#include "kernel/lib/fmt.h"
 
 #define MiB(x) ((unsigned long long)((x) >> 20))
 
@@ -221,7 +222,7 @@ static void handle_answer(struct vmem *v, uint32_t len, uint64_t now)
 	if (len < need) {
 		v->last_outcome = VOUT_SHORT_LEN;
 		char why[64];
-		snprintf(why, sizeof why, "an answer of %u bytes (at least %u expected)", len, need);
+		ksnprintf(why, sizeof why, "an answer of %u bytes (at least %u expected)", len, need);
 		unknown_answer(v, why, now);
 		return;
 	}
@@ -283,7 +284,7 @@ static void handle_answer(struct vmem *v, uint32_t len, uint64_t now)
 		break;
 	}
 	char why[64];
-	snprintf(why, sizeof why, "answer type %u", type);
+	ksnprintf(why, sizeof why, "answer type %u", type);
 	unknown_answer(v, why, now);
 }
 

@@ -10,6 +10,7 @@
 #include "kernel/lib/cmdline.h"
 #include "kernel/lib/console.h"
 #include "units.h"
+#include "kernel/lib/fmt.h"
 
 static uint64_t opt_min_free = 16 * MIB;
 static uint64_t opt_rate;   /* MiB/s */
@@ -42,32 +43,32 @@ static int cmd_vmem(int argc, char **argv)
 {
 	struct virtio_mem_dev *d = virtio_mem_get();
 	if (!d) {
-		printf("vmem: no virtio-mem device\n");
+		kprintf("vmem: no virtio-mem device\n");
 		return 1;
 	}
 	const char *sub = argc > 1 ? argv[1] : "";
 	if (argc > 2 || (*sub && strcmp(sub, "check"))) {
-		printf("usage: vmem [check]; knobs: set vmem.<min_free|rate> <value>\n");
+		kprintf("usage: vmem [check]; knobs: set vmem.<min_free|rate> <value>\n");
 		return 1;
 	}
 	if (!d->core_up) {
-		printf("vmem: device %s, core not running\n", d->transport_up ? "up" : "down");
+		kprintf("vmem: device %s, core not running\n", d->transport_up ? "up" : "down");
 		return 1;
 	}
 	if (!strcmp(sub, "check")) {
 		char why[160];
 		if (vmem_check(d->v, why, sizeof why) != 0) {
-			printf("vmem: check FAILED: %s\n", why);
+			kprintf("vmem: check FAILED: %s\n", why);
 			return 1;
 		}
-		printf("vmem: books consistent\n");
+		kprintf("vmem: books consistent\n");
 		return 0;
 	}
 	static char text[1200];
 	vmem_format_status(d->v, text, sizeof text);
-	printf("%s\n", text);
+	kprintf("%s\n", text);
 	const struct vmem_params *p = vmem_get_params(d->v);
-	printf("knobs: min_free %llu MiB, rate %llu MiB/s%s; interrupts: %s, %llu config, %llu queue; %llu polls\n",
+	kprintf("knobs: min_free %llu MiB, rate %llu MiB/s%s; interrupts: %s, %llu config, %llu queue; %llu polls\n",
 	       (unsigned long long)PAGES_TO_MIB(p->min_free_pages),
 	       (unsigned long long)(p->rate_blocks_per_s * BLOCK_SIZE / MIB),
 	       p->rate_blocks_per_s ? "" : " (unlimited)",

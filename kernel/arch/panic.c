@@ -10,6 +10,7 @@
 #include "kernel/arch/power.h"
 #include "kernel/arch/serial.h"
 #include "hw/io.h"
+#include "kernel/lib/fmt.h"
 
 static const char *const exc_names[32] = {
 	"divide error", "debug", "NMI", "breakpoint", "overflow", "bound range",
@@ -26,7 +27,7 @@ static void pr(const char *fmt, ...)
 	static char buf[256];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
+	kvsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
 	serial_puts(buf);
 }
@@ -69,7 +70,7 @@ void panic(const char *fmt, ...)
 	static char msg[256];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	kvsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	pr("\nPANIC: %s\n", msg);
 	backtrace((uint64_t)__builtin_return_address(0), (uint64_t)__builtin_frame_address(0));

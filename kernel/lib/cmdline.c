@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kernel/lib/cmdline.h"
+#include "kernel/lib/fmt.h"
 
 static void reportf(cmdline_report_fn report, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -17,7 +18,7 @@ static void reportf(cmdline_report_fn report, const char *fmt, ...)
 	char line[200];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
+	kvsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
 	if (report)
 		report(line);
@@ -232,21 +233,21 @@ void cmdline_format(const struct cmdline_opt *o, char *buf, size_t len)
 	switch (o->type) {
 	case OPT_FLAG:
 	case OPT_BOOL:
-		snprintf(buf, len, "%s", *(int *)o->var ? "on" : "off");
+		ksnprintf(buf, len, "%s", *(int *)o->var ? "on" : "off");
 		break;
 	case OPT_U64:
-		snprintf(buf, len, "%llu", (unsigned long long)*(uint64_t *)o->var);
+		ksnprintf(buf, len, "%llu", (unsigned long long)*(uint64_t *)o->var);
 		break;
 	case OPT_SIZE: {
 		uint64_t v = *(uint64_t *)o->var;
-		if (v && !(v & ((1ull << 30) - 1))) snprintf(buf, len, "%lluG", (unsigned long long)(v >> 30));
-		else if (v && !(v & ((1ull << 20) - 1))) snprintf(buf, len, "%lluM", (unsigned long long)(v >> 20));
-		else if (v && !(v & ((1ull << 10) - 1))) snprintf(buf, len, "%lluK", (unsigned long long)(v >> 10));
-		else snprintf(buf, len, "%llu", (unsigned long long)v);
+		if (v && !(v & ((1ull << 30) - 1))) ksnprintf(buf, len, "%lluG", (unsigned long long)(v >> 30));
+		else if (v && !(v & ((1ull << 20) - 1))) ksnprintf(buf, len, "%lluM", (unsigned long long)(v >> 20));
+		else if (v && !(v & ((1ull << 10) - 1))) ksnprintf(buf, len, "%lluK", (unsigned long long)(v >> 10));
+		else ksnprintf(buf, len, "%llu", (unsigned long long)v);
 		break;
 	}
 	case OPT_STRING:
-		snprintf(buf, len, "%s", (const char *)o->var);
+		ksnprintf(buf, len, "%s", (const char *)o->var);
 		break;
 	}
 }

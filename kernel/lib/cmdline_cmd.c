@@ -8,6 +8,7 @@
 #include "kernel/lib/cmdline.h"
 #include "kernel/lib/console.h"
 #include "klog.h"
+#include "kernel/lib/fmt.h"
 
 int cmdline_error_count;
 
@@ -21,7 +22,7 @@ int cmdline_boot_parse(const char *line)
 	return cmdline_error_count;
 }
 
-static void report_line(const char *line) { printf("%s\n", line); }
+static void report_line(const char *line) { kprintf("%s\n", line); }
 
 static int cmd_set(int argc, char **argv)
 {
@@ -31,12 +32,12 @@ static int cmd_set(int argc, char **argv)
 	if (argc == 1) {
 		for (size_t i = 0; i < n; i++) {
 			cmdline_format(&o[i], buf, sizeof buf);
-			printf("  %-22s %-12s %s\n", o[i].name, buf, o[i].help);
+			kprintf("  %-22s %-12s %s\n", o[i].name, buf, o[i].help);
 		}
 		return 0;
 	}
 	if (argc != 3) {
-		printf("usage: set [<option> <value>]\n");
+		kprintf("usage: set [<option> <value>]\n");
 		return 1;
 	}
 	return cmdline_set(o, n, argv[1], argv[2], report_line) ? 1 : 0;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "kernel/lib/console.h"
+#include "kernel/lib/fmt.h"
 
 extern const struct console_cmd __start_console_cmds[], __stop_console_cmds[];
 
@@ -33,14 +34,14 @@ int console_exec(char *line)
 	for (const struct console_cmd *c = __start_console_cmds; c < __stop_console_cmds; c++)
 		if (strcmp(c->name, argv[0]) == 0)
 			return c->fn(argc, argv);
-	printf("unknown command '%s' (try 'help')\n", argv[0]);
+	kprintf("unknown command '%s' (try 'help')\n", argv[0]);
 	return 1;
 }
 
 static int cmd_help(int argc, char **argv)
 {
 	for (const struct console_cmd *c = __start_console_cmds; c < __stop_console_cmds; c++)
-		printf("  %-10s %s\n", c->name, c->help);
+		kprintf("  %-10s %s\n", c->name, c->help);
 	return 0;
 }
 CONSOLE_CMD("help", "list commands", cmd_help);

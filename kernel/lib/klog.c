@@ -1,10 +1,11 @@
 /*
  * klog.c - line logging shared by the kernel and the host tests' capture.
  * The sink (klog_sink) differs: serial console in the kernel, a buffer on the host.
+ * Lines are formatted by the kernel's own kvsnprintf (fmt.h), not newlib's.
  */
 #include <stdarg.h>
-#include <stdio.h>
 #include "klog.h"
+#include "kernel/lib/fmt.h"
 #include "kclock.h"
 
 
@@ -12,7 +13,7 @@
 static void vklog(const char *fmt, va_list ap)
 {
 	char line[256];
-	vsnprintf(line, sizeof line, fmt, ap);
+	kvsnprintf(line, sizeof line, fmt, ap);
 	klog_sink(line);
 }
 

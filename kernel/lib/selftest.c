@@ -13,6 +13,7 @@
 #include "kclock.h"
 #include "kernel/lib/cmdline.h"
 #include "kernel/lib/selftest.h"
+#include "kernel/lib/fmt.h"
 
 extern const struct selftest __start_selftests[], __stop_selftests[];
 
@@ -38,9 +39,9 @@ int selftest_run(void)
 	unsigned passed = 0, failed = 0, skipped = 0;
 	const struct selftest *t;
 
-	printf("selftest: running tests '%s'\n", selftest_list);
+	kprintf("selftest: running tests '%s'\n", selftest_list);
 	if (cmdline_error_count) {
-		printf("selftest: FAIL cmdline (%d error%s on the command line, see above)\n",
+		kprintf("selftest: FAIL cmdline (%d error%s on the command line, see above)\n",
 		       cmdline_error_count, cmdline_error_count == 1 ? "" : "s");
 		failed++;
 	}
@@ -54,7 +55,7 @@ int selftest_run(void)
 			if (!strcmp(t->name, tok))
 				break;
 		if (t == __stop_selftests) {
-			printf("selftest: FAIL %s (no test by that name)\n", tok);
+			kprintf("selftest: FAIL %s (no test by that name)\n", tok);
 			failed++;
 		}
 	}
@@ -67,20 +68,20 @@ int selftest_run(void)
 		uint64_t ms = (clock_ns() - start) / NS_PER_MS;
 		fflush(stdout);
 		if (rc == ST_SKIPPED) {
-			printf("selftest: SKIP %s (%s)\n", t->name, selftest_skip_reason ? selftest_skip_reason : "?");
+			kprintf("selftest: SKIP %s (%s)\n", t->name, selftest_skip_reason ? selftest_skip_reason : "?");
 			skipped++;
 			continue;
 		}
-		printf("selftest: %s %s (%llu ms)\n", rc ? "FAIL" : "PASS", t->name, (unsigned long long)ms);
+		kprintf("selftest: %s %s (%llu ms)\n", rc ? "FAIL" : "PASS", t->name, (unsigned long long)ms);
 		if (rc)
 			failed++;
 		else
 			passed++;
 	}
 	if (skipped)
-		printf("selftest: %u passed, %u failed, %u skipped\n", passed, failed, skipped);
+		kprintf("selftest: %u passed, %u failed, %u skipped\n", passed, failed, skipped);
 	else
-		printf("selftest: %u passed, %u failed\n", passed, failed);
+		kprintf("selftest: %u passed, %u failed\n", passed, failed);
 	fflush(stdout);
 	return failed == 0 && passed > 0;
 }
