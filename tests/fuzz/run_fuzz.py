@@ -6,9 +6,10 @@
 
 OPT, any of, separated by ':':  RUNS (a number: executions in smoke mode),
 max_len=N (longest input, libFuzzer -max_len; 4096 if not given),
-parts=N (full mode: the target's executions and seconds split into N runs of
-libFuzzer on its one corpus, which the job pool schedules like targets, so a
-slow target uses every core once the fast ones are done; its line adds them up).
+parts=N (full mode: the target's executions split into N runs of libFuzzer on
+its one corpus, each with the whole time limit, which the job pool schedules
+like targets, so a slow target uses every core once the fast ones are done;
+its line adds them up).
 
 Smoke: each target runs its seed corpus (tests/fuzz/corpus/<target>/) and
 then mutations up to N inputs (RUNS for that target if given), with a fixed seed, in a fresh working corpus
@@ -16,7 +17,7 @@ then mutations up to N inputs (RUNS for that target if given), with a fixed seed
 line per target in BUILD/results/fuzz.txt, "PASS fuzz/<target>" or
 "FAIL fuzz/<target>: why" (tests/summary.py adds them up).
 Full: each target runs until N executions (libFuzzer -runs, make fuzz
-FUZZ_RUNS=) or S seconds (FUZZ_SECONDS), whichever comes first, on a corpus
+FUZZ_RUNS=) or S seconds (FUZZ_SECONDS, per libFuzzer run), whichever comes first, on a corpus
 kept in BUILD/fuzz/corpus/<target>/ (the repository's seeds, from
 make_seeds.py, are read too), so runs build on each other; J targets at a
 time (FUZZ_JOBS). Per target it prints executions, executions per second,
@@ -173,7 +174,7 @@ def main():
         futs = {}
         for k, t, r, max_len, parts in items:
             futs.setdefault(t, []).append(pool.submit(
-                run_one, a.build, t, a.smoke, r, max(1, a.seconds // parts), max_len,
+                run_one, a.build, t, a.smoke, r, a.seconds, max_len,
                 k if parts > 1 else None))
         results = []
         for t, runs, max_len, parts in todo:
