@@ -412,9 +412,11 @@ uint64_t balloon_release_all(struct balloon *b)
 		bal_elem_put(b, e);
 	}
 	for (uint64_t blk = 0; blk < b->nblocks && b->settled; blk++) {
+		if (!b->blk_count[blk])
+			continue;   /* nothing here (and its chunk may have no books) */
 		uint64_t end = (blk + 1) * PAGES_PER_BLOCK;
-		for (uint64_t p = b->blk_count[blk] ? bal_next_head(b, blk * PAGES_PER_BLOCK, end) : end;
-		     p < end && b->blk_count[blk]; p = bal_next_head(b, p, end)) {
+		for (uint64_t p = bal_next_head(b, blk * PAGES_PER_BLOCK, end); p < end;
+		     p = bal_next_head(b, p, end)) {
 			uint32_t len = bal_run_len(b, p);
 			bal_clear_range(b, p, len);
 			m->give_back(b->s.mctx, p, order_of(len));

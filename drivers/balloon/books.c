@@ -227,7 +227,7 @@ void bal_elem_add_run(struct balloon_elem *e, uint64_t pfn, uint32_t count)
 	e->runs[e->nruns].count = count;
 	e->nruns++;
 	e->lo = min_u64(e->lo, pfn);
-	e->hi = e->hi > pfn + count ? e->hi : pfn + count;
+	e->hi = max_u64(e->hi, pfn + count);
 	e->pages += count;
 }
 

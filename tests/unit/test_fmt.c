@@ -55,22 +55,20 @@ static void test_integers(void **state)
 				for (const char *c = convs; *c; c++)
 					for (size_t vi = 0; vi < sizeof sv / sizeof *sv; vi++) {
 						long long v = sv[vi];
-						build(f, sizeof f, flag_sets[fi], widths[wi], precs[pi], "ll", *c);
-						SAME(f, v);
-						build(f, sizeof f, flag_sets[fi], widths[wi], precs[pi], "l", *c);
-						SAME(f, (long)v);
-						build(f, sizeof f, flag_sets[fi], widths[wi], precs[pi], "", *c);
-						SAME(f, (int)v);
-						build(f, sizeof f, flag_sets[fi], widths[wi], precs[pi], "h", *c);
-						SAME(f, (int)v);
-						build(f, sizeof f, flag_sets[fi], widths[wi], precs[pi], "hh", *c);
-						SAME(f, (int)v);
-						build(f, sizeof f, flag_sets[fi], widths[wi], precs[pi], "z", *c);
-						SAME(f, (size_t)v);
-						build(f, sizeof f, flag_sets[fi], widths[wi], precs[pi], "j", *c);
-						SAME(f, (intmax_t)v);
-						build(f, sizeof f, flag_sets[fi], widths[wi], precs[pi], "t", *c);
-						SAME(f, (ptrdiff_t)v);
+/* one size: the format with that length modifier, the value cast to its type */
+#define SIZED(mod, val) do { \
+	build(f, sizeof f, flag_sets[fi], widths[wi], precs[pi], mod, *c); \
+	SAME(f, val); \
+} while (0)
+						SIZED("ll", v);
+						SIZED("l", (long)v);
+						SIZED("", (int)v);
+						SIZED("h", (int)v);
+						SIZED("hh", (int)v);
+						SIZED("z", (size_t)v);
+						SIZED("j", (intmax_t)v);
+						SIZED("t", (ptrdiff_t)v);
+#undef SIZED
 					}
 	assert_true(compared > 10000);
 }
