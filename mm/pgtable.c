@@ -103,29 +103,47 @@ int pt_map_2m(struct pgtable *pt, uint64_t va, uint64_t pa, uint64_t flags)
 	return map_one(pt, va, pa, flags, 2);
 }
 
+/* The page size pt_map_range uses at va: the largest allowed that fits. */
+static int range_level(uint64_t va, uint64_t pa, uint64_t len, int allow_2m)
+{
+	if (allow_2m >= 2 && len >= PT_SIZE_1G && !((va | pa) & (PT_SIZE_1G - 1)))
+		return 3;
+	if (allow_2m && len >= PT_SIZE_2M && !((va | pa) & (PT_SIZE_2M - 1)))
+		return 2;
+	return 1;
+}
+
 int pt_map_range(struct pgtable *pt, uint64_t va, uint64_t pa, uint64_t len,
                  uint64_t flags, int allow_2m)
 {
 	if ((va | pa | len) & (PT_SIZE_4K - 1))
 		return MM_EINVAL;
 	while (len) {
-		int err;
-		uint64_t step;
-		if (allow_2m >= 2 && len >= PT_SIZE_1G && !((va | pa) & (PT_SIZE_1G - 1))) {
-			step = PT_SIZE_1G;
-			err = map_one(pt, va, pa, flags, 3);
-		} else if (allow_2m && len >= PT_SIZE_2M && !((va | pa) & (PT_SIZE_2M - 1))) {
-			step = PT_SIZE_2M;
-			err = pt_map_2m(pt, va, pa, flags);
-		} else {
-			step = PT_SIZE_4K;
-			err = pt_map(pt, va, pa, flags);
-		}
+		int level = range_level(va, pa, len, allow_2m);
+		uint64_t size = level == 3 ? PT_SIZE_1G : level == 2 ? PT_SIZE_2M : PT_SIZE_4K;
+		int err = map_one(pt, va, pa, flags, level);
 		if (err)
 			return err;
-		va += step;
-		pa += step;
-		len -= step;
+		/* The following entries of the same table, while the same page
+		 * size is the one to use: written in place, not walked to from
+		 * the root one by one (a 1 GiB guest's direct map is 500 such
+		 * 2 MiB entries; each walk cost ~1 us under TCG). */
+		uint64_t *e;
+		unsigned idx = index_at(va, level);
+		if (walk(pt, va, level, 0, &e) != MM_OK)
+			return MM_EINVAL;   /* cannot be: map_one just wrote it */
+		for (;;) {
+			va += size;
+			pa += size;
+			len -= size;
+			if (!len || ++idx == 512 || range_level(va, pa, len, allow_2m) != level)
+				break;
+			if (pa & ~PTE_ADDR)
+				return MM_EINVAL;
+			if (*++e & PTE_P)
+				return MM_EEXIST;
+			*e = pa | (flags & ~(PTE_ADDR | PTE_PS)) | PTE_P | (level > 1 ? PTE_PS : 0);
+		}
 	}
 	return MM_OK;
 }

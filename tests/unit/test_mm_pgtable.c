@@ -222,6 +222,55 @@ static void test_map_range_picks_sizes(void **state)
 	assert_int_equal(pt_map_2m(&s->pt, vd + PT_SIZE_2M, 0, PTE_W), MM_EEXIST);
 }
 
+/* Runs of one page size are written entry after entry in their table:
+ * they must still cross into the next table, stop where a different size
+ * fits, keep each entry's address and flags, and stop at an entry that
+ * exists (MM_EEXIST, what came before it stays mapped). */
+static void test_map_range_runs(void **state)
+{
+	struct mm_sim *s = *state;
+	struct pt_walk w;
+	/* 4 KiB pages across a page-table boundary: 10 before it, 10 after. */
+	uint64_t va = VA_BASE + 0x100000000ull + PT_SIZE_2M - 10 * PT_SIZE_4K;
+	assert_int_equal(pt_map_range(&s->pt, va, 0x5000000, 20 * PT_SIZE_4K, PTE_W | PTE_NX, 0), MM_OK);
+	for (unsigned k = 0; k < 20; k++) {
+		assert_int_equal(pt_lookup(&s->pt, va + k * PT_SIZE_4K, &w), MM_OK);
+		assert_int_equal(w.size, PT_SIZE_4K);
+		assert_int_equal(w.pa, 0x5000000 + k * PT_SIZE_4K);
+		assert_true((w.flags & PTE_W) && (w.flags & PTE_NX));
+	}
+	assert_int_equal(pt_lookup(&s->pt, va + 20 * PT_SIZE_4K, &w), MM_ENOENT);
+	assert_int_equal(pt_lookup(&s->pt, va - PT_SIZE_4K, &w), MM_ENOENT);
+	/* 2 MiB pages across a page-directory boundary (1 GiB), with 1 GiB
+	 * pages not allowed: 3 before it, 3 after. */
+	uint64_t vb = VA_BASE + 0x200000000ull - 3 * PT_SIZE_2M;
+	assert_int_equal(pt_map_range(&s->pt, vb, 0x40000000, 6 * PT_SIZE_2M, PTE_W, 1), MM_OK);
+	for (unsigned k = 0; k < 6; k++) {
+		assert_int_equal(pt_lookup(&s->pt, vb + k * PT_SIZE_2M + 0x1234, &w), MM_OK);
+		assert_int_equal(w.size, PT_SIZE_2M);
+		assert_int_equal(w.pa, 0x40000000 + k * PT_SIZE_2M + 0x1234);
+	}
+	/* 4 KiB pages up to a 2 MiB boundary, then 2 MiB pages: the run of
+	 * small pages stops where a big one fits. */
+	uint64_t vc = VA_BASE + 0x300000000ull - 4 * PT_SIZE_4K;
+	assert_int_equal(pt_map_range(&s->pt, vc, 0x80000000 - 4 * PT_SIZE_4K, 4 * PT_SIZE_4K + PT_SIZE_2M,
+	                              PTE_W, 1), MM_OK);
+	assert_int_equal(pt_lookup(&s->pt, vc + 3 * PT_SIZE_4K, &w), MM_OK);
+	assert_int_equal(w.size, PT_SIZE_4K);
+	assert_int_equal(pt_lookup(&s->pt, vc + 4 * PT_SIZE_4K, &w), MM_OK);
+	assert_int_equal(w.size, PT_SIZE_2M);
+	assert_int_equal(w.pa, 0x80000000);
+	/* An entry already there in the middle of a run. */
+	uint64_t vd = VA_BASE + 0x400000000ull;
+	assert_int_equal(pt_map(&s->pt, vd + 5 * PT_SIZE_4K, 0x9000, PTE_W), MM_OK);
+	assert_int_equal(pt_map_range(&s->pt, vd, 0x6000000, 8 * PT_SIZE_4K, PTE_W, 0), MM_EEXIST);
+	assert_int_equal(pt_lookup(&s->pt, vd + 4 * PT_SIZE_4K, &w), MM_OK);
+	assert_int_equal(w.pa, 0x6000000 + 4 * PT_SIZE_4K);
+	assert_int_equal(pt_lookup(&s->pt, vd + 5 * PT_SIZE_4K, &w), MM_OK);
+	assert_int_equal(w.pa, 0x9000);
+	assert_int_equal(pt_lookup(&s->pt, vd + 6 * PT_SIZE_4K, &w), MM_ENOENT);
+}
+
 static void test_table_oom(void **state)
 {
 	struct mm_sim *s = *state;
@@ -249,6 +298,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_remap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_markers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_range_picks_sizes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_map_range_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_table_oom, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
