@@ -14,12 +14,29 @@
 #include "klog.h"
 #include "kernel/lib/fmt.h"
 
-/* klog's sink: one line, stdout flushed first so lines never interleave. */
+/* The application writes through newlib's stdout, the kernel straight to
+ * the serial ring; what the application left in stdout's buffer goes first,
+ * so output keeps its order. Only once it has written: stdout's first use
+ * sets newlib's stdio up (buffers, malloc), which boot need not pay for. */
+static void flush_app_output(void)
+{
+	if (stdout->_flags)
+		fflush(stdout);
+}
+
+/* klog's sink: one line. */
 void klog_sink(const char *line)
 {
-	fflush(stdout);
+	flush_app_output();
 	serial_write(line, strlen(line));
 	serial_write("\n", 1);
+}
+
+/* kprintf's. */
+void kprintf_sink(const char *text)
+{
+	flush_app_output();
+	serial_write(text, strlen(text));
 }
 
 /* Input on its interrupt (ISA IRQ 4 through the I/O APIC): the handler

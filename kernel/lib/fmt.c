@@ -229,9 +229,9 @@ int ksnprintf(char *buf, size_t n, const char *fmt, ...)
 	return r;
 }
 
-/* Console output: formatted here, written through stdout (so it keeps its
- * place among everything else written there). A line longer than the stack
- * buffer is formatted again into one from the heap, or cut if there is none. */
+/* Console output: formatted here, handed to kprintf_sink. A line longer
+ * than the stack buffer is formatted again into one from the heap, or cut if
+ * there is none. */
 int kprintf(const char *fmt, ...)
 {
 	char small[512];
@@ -249,7 +249,7 @@ int kprintf(const char *fmt, ...)
 			p = big;
 		}
 	}
-	fputs(p, stdout);
+	kprintf_sink(p);
 	if (p != small)
 		free(p);
 	return r;

@@ -30,7 +30,12 @@
 
 int kvsnprintf(char *buf, size_t n, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 int ksnprintf(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* printf to stdout through kvsnprintf: the kernel's console output. */
+/* printf through kvsnprintf to the console: the kernel's console output. */
 int kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Where kprintf's text goes: kernel/console.c in the kernel (after anything
+ * the application left in stdout's buffer, then the serial ring: no newlib
+ * stdio on the kernel's own path), tests/unit/host_support.c on the host. */
+void kprintf_sink(const char *text);
 
 #endif /* KERNEL_LIB_FMT_H */

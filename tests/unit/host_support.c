@@ -16,6 +16,8 @@ uint64_t clock_ns(void) { return now_ns; }
 void host_clock_set(uint64_t ns) { now_ns = ns; }
 void host_clock_advance(uint64_t ns) { now_ns += ns; }
 
+void kprintf_sink(const char *text) { fputs(text, stdout); }
+
 void klog_sink(const char *line)
 {
 	snprintf(lines[count % KEEP], sizeof lines[0], "%s", line);
