@@ -13,7 +13,8 @@
  *     Nothing we still use lives outside the kernel image and the direct map:
  *     the stack, GDT/IDT/TSS and the boot_info copy are all in the image.
  *  4. Only now is boot memory reclaimed (RECLAIMABLE and BOOTINFO; ACPI
- *     tables stay), then the heap and the anonymous window start.
+ *     tables stay), then the heap starts (the anonymous window's table is
+ *     set up on first use, mm/kmem.c).
  * If anything before the switch fails, the kernel stays on the loader's
  * tables with mm not ready: kmem then refuses DMA allocations with a clear
  * line instead of handing out memory nobody tracks.
@@ -460,17 +461,18 @@ static int mm_boot_init(void)
 			mmk.reclaimed_pages += fa_free_range(&mmk.fa, keep1, p1 - keep1);
 	}
 	fa_boot_reclaimed(&mmk.fa);     /* and what comes online later is free */
-	if (vregion_init(&mmk.heap, &mmk.fa, &mmk.pt, MM_HEAP_BASE, MM_HEAP_SIZE) ||
-	    anon_init(&mmk.anon, &mmk.fa, &mmk.pt, MM_ANON_BASE, MM_ANON_SIZE, NULL))
-		klog("mm: heap or anonymous window set-up failed");
+	if (vregion_init(&mmk.heap, &mmk.fa, &mmk.pt, MM_HEAP_BASE, MM_HEAP_SIZE))
+		klog("mm: heap window set-up failed");
 	fa_add_oom_notifier(&mmk.fa, online_on_oom, NULL);
 	fa_add_oom_notifier(&mmk.fa, compact_on_oom, NULL);
 	fa_add_oom_notifier(&mmk.fa, shrink_on_oom, NULL);
 	mmk.init_ns = clock_ns() - t0;
 	mmk.online_t0 = t0;
 
-	struct mm_stats st;
-	fa_stats(&mmk.fa, &st);
+	/* Counters, not fa_stats' walk over every block: this line is on the
+	 * path to ready. */
+	struct mm_stats st = { .total = mmk.fa.total, .free = fa_free_pages(&mmk.fa),
+	                       .blocks_free = fa_free_blocks(&mmk.fa) };
 	klog("mm: %llu MiB managed, %llu MiB free (%llu free 2 MiB blocks), %llu MiB reclaimed from boot, "
 	     "metadata %llu KiB, page tables %llu KiB (%llu of %llu KiB carved from %s memory), ready in %llu us",
 	     (unsigned long long)(st.total >> 8), (unsigned long long)(st.free >> 8),

@@ -164,10 +164,26 @@ void dma_free_pages(void *va, size_t pages)
 
 /* ---------------------------------------------------------------- anonymous memory */
 
+/* The window's extent table is set up when something first maps, not at
+ * boot: its first page and page tables cost boot ~0.6 ms under TCG, and
+ * nothing maps anonymous memory before the application starts. */
+static int anon_up(void)
+{
+	if (!mmk.ready)
+		return 0;
+	if (!mmk.anon_state) {
+		int err = anon_init(&mmk.anon, &mmk.fa, &mmk.pt, MM_ANON_BASE, MM_ANON_SIZE, NULL);
+		mmk.anon_state = err ? -1 : 1;
+		if (err)
+			klog("mm: anonymous window set-up failed (%s): no anonymous mappings", mm_strerror(err));
+	}
+	return mmk.anon_state > 0;
+}
+
 void *kmem_anon_map(size_t bytes)
 {
 	uint64_t va;
-	if (!mmk.ready || anon_map(&mmk.anon, bytes, &va) != MM_OK)
+	if (!anon_up() || anon_map(&mmk.anon, bytes, &va) != MM_OK)
 		return NULL;
 	return (void *)va;
 }
@@ -176,7 +192,7 @@ void kmem_anon_unmap(void *va, size_t bytes)
 {
 	if (!va)
 		return;
-	if (!mmk.ready || anon_unmap(&mmk.anon, (uint64_t)va, bytes) != MM_OK)
+	if (mmk.anon_state <= 0 || anon_unmap(&mmk.anon, (uint64_t)va, bytes) != MM_OK)
 		klog("kmem: bad anon unmap of %p (%llu bytes)", va, (unsigned long long)bytes);
 }
 

@@ -14,7 +14,8 @@ struct mm_kernel {
 	struct frame_alloc fa;
 	struct pgtable pt;
 	struct vregion heap;
-	struct anon anon;
+	struct anon anon;          /* set up on first use (kmem.c anon_up) */
+	int anon_state;            /* 0 not yet, 1 up, -1 set-up failed (said once) */
 	int ready;                 /* our tables are live, all of the above usable */
 	int in_sbrk;               /* sbrk is growing the heap (inside newlib malloc) */
 	uint64_t kernel_virt, kernel_phys, kernel_size;
