@@ -14,10 +14,11 @@
  * the panic path and early boot included, and wants a formatter with no
  * floating point, locale, wide-character, reentrancy-structure or heap
  * paths in it: 250 lines it owns, instead of newlib's 20 KiB. klog, kprintf
- * and the kernel's string formatting use this; the application (app/) keeps
- * newlib's printf. (Boot time: mm's set-up, which logs, got about 0.5 ms
- * faster under TCG; the first newlib printf the application makes now
- * costs that instead, so the ready line did not move.)
+ * and the kernel's string formatting use this, and their text goes to the
+ * serial ring without newlib's stdio; the application (app/) keeps newlib's
+ * printf. (Boot time under TCG: the banner no longer sets up newlib's stdio,
+ * about 0.7 ms before the kernel is ready; the application's first printf
+ * pays for that later.)
  *
  * Host tests (tests/unit/test_fmt.c) compare it with the host C library on
  * every conversion, flag, width and size.
