@@ -90,7 +90,20 @@ static struct line *find_line(uint8_t irq)
 	return NULL;
 }
 
+static int request_line(uint8_t irq, trap_handler_fn fn, const char **why);
+
+/* A driver that recovers asks again from the work loop, interrupts on: a
+ * shared line may fire while its handler list grows, so the list changes
+ * with them off. */
 int irq_request_line(uint8_t irq, trap_handler_fn fn, const char **why)
+{
+	uint64_t flags = irq_save();
+	int rc = request_line(irq, fn, why);
+	irq_restore(flags);
+	return rc;
+}
+
+static int request_line(uint8_t irq, trap_handler_fn fn, const char **why)
 {
 	if (!ioapic) {
 		*why = "no I/O APIC";

@@ -1,10 +1,13 @@
 /*
  * initcall.h - how a module joins the kernel without editing kernel/main.c.
  *
- * INITCALL(level, fn): int fn(void) runs once at boot, levels in ascending
- * order (within a level, link order). Return 0 on success; a non-zero return is
+ * INITCALL(level, fn): int fn(void) runs once, levels in ascending order
+ * (within a level, link order). Return 0 on success; a non-zero return is
  * logged as "init: <name> failed (<rc>)" and boot continues without it: one
- * broken device must not take the kernel down.
+ * broken device must not take the kernel down. The first levels (INIT_MM,
+ * INIT_ARCH) make the kernel ready (`boot: kernel ready`); the late ones
+ * (INIT_PLATFORM up) bring up the devices and the application (`boot:
+ * ready`). All run with interrupts off.
  *
  * POLLER(fn): void fn(uint64_t now_ns) runs from the kernel's work loop on every
  * wake-up (timer tick, about every millisecond, or an interrupt). Pollers must
@@ -16,11 +19,14 @@
 #include <stdint.h>
 
 enum {
-	INIT_MM      = 1,   /* frame allocator, page tables, heap */
-	INIT_ARCH    = 2,   /* interrupts, timer */
-	INIT_BUS     = 3,   /* PCI */
-	INIT_DRIVER  = 4,   /* virtio devices */
-	INIT_APP     = 5,   /* the appliance workload, console */
+	INIT_MM       = 1,  /* frame allocator, page tables, heap */
+	INIT_ARCH     = 2,  /* the local APIC timer */
+	INIT_PLATFORM = 3,  /* late: interrupt lines (I/O APIC) */
+	INIT_BUS      = 4,  /* late: PCI */
+	INIT_DRIVER   = 5,  /* late: virtio devices, the console's interrupt */
+	INIT_APP      = 6,  /* late: the appliance workload */
+	INIT_LATE_FIRST = INIT_PLATFORM,        /* the first level after kernel ready */
+	INIT_LATE_LAST  = INIT_APP,
 };
 
 struct initcall { int level; const char *name; int (*fn)(void); };
