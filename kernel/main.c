@@ -6,9 +6,9 @@
  * then a private copy of boot_info, the clock, the command line, and the
  * boot initcalls (memory, then the local APIC timer): with those the kernel
  * is ready - a workload can run, allocate, keep time and print. Then the
- * late initcalls bring up what talks to the host (interrupt lines, the PCI
- * scan, the drivers) and the application, and the clock's background checks
- * are read. Two lines say how long each part took, `boot: kernel ready` and
+ * late initcalls hand the firmware's memory back and bring up what talks to
+ * the host (interrupt lines, the PCI scan, the drivers) and the application,
+ * and the clock's background checks are read. Two lines say how long each part took, `boot: kernel ready` and
  * `boot: ready` (everything up); then it either runs the self-tests and
  * powers off, or serves the console and the pollers forever.
  */
@@ -198,8 +198,8 @@ void kmain(const struct boot_info *bi_loader)
 	        tsc_us(tsc_kernel_ready - exit_boot),
 	        exit_boot > bi->tsc_loader_entry ? tsc_us(exit_boot - bi->tsc_loader_entry) : 0);
 	print_slowest(boot_slow);
-	kprintf("boot: ready %lu us after ExitBootServices (interrupt lines, bus, drivers and application "
-	        "%lu us); slowest:", tsc_us(tsc_ready - exit_boot), late_ns / 1000);
+	kprintf("boot: ready %lu us after ExitBootServices (late set-up %lu us); slowest:",
+	        tsc_us(tsc_ready - exit_boot), late_ns / 1000);
 	print_slowest(late_slow);
 
 	if (selftest_mode) {

@@ -12,9 +12,9 @@
  *  3. Our tables are built (frames from the allocator), then CR3 switches.
  *     Nothing we still use lives outside the kernel image and the direct map:
  *     the stack, GDT/IDT/TSS and the boot_info copy are all in the image.
- *  4. Only now is boot memory reclaimed (RECLAIMABLE and BOOTINFO; ACPI
- *     tables stay), then the heap starts (the anonymous window's table is
- *     set up on first use, mm/kmem.c).
+ *  4. The heap starts (the anonymous window's table is set up on first
+ *     use, mm/kmem.c). Boot memory (RECLAIMABLE and BOOTINFO; ACPI tables
+ *     stay) is reclaimed after the kernel is ready, by mm_reclaim_boot.
  * If anything before the switch fails, the kernel stays on the loader's
  * tables with mm not ready: kmem then refuses DMA allocations with a clear
  * line instead of handing out memory nobody tracks.
@@ -40,6 +40,9 @@ static void *k_p2v(void *ctx, uint64_t pa) { return (void *)(BOOT_HHDM_BASE + pa
  * allocator like any other kernel memory. */
 static struct { uint64_t next, end; } boot_bump;
 static int fa_live;
+/* Frames of boot memory the carve used: they stay the kernel's when the rest
+ * is reclaimed ([p0, p1), empty if the carve came from free memory). */
+static struct { uint64_t p0, p1; } boot_keep;
 
 static int boot_page(uint64_t *pa)
 {
@@ -436,6 +439,8 @@ static int mm_boot_init(void)
 	}
 	fa_live = 1;
 	mmk.ready = 1;
+	boot_keep.p0 = carve_type == BOOT_MEM_RECLAIMABLE ? carve_pa >> PAGE_SHIFT : 0;
+	boot_keep.p1 = carve_type == BOOT_MEM_RECLAIMABLE ? boot_bump.next >> PAGE_SHIFT : 0;
 	/* RAM still to come online counts as memory the guest has (the
 	 * balloon's total, its stats): it is only not set up yet. */
 	for (uint32_t i = 0; i < bi->mmap_count; i++)
@@ -443,24 +448,6 @@ static int mm_boot_init(void)
 			mmk.pending_pages += bi->mmap[i].pages;
 	mmk.pending_pages = mmk.pending_pages > mmk.fa.total ? mmk.pending_pages - mmk.fa.total : 0;
 
-	/* Nothing uses the loader's tables, stack or boot services memory now,
-	 * except what the carve used of it. */
-	uint64_t keep0 = carve_pa >> PAGE_SHIFT, keep1 = boot_bump.next >> PAGE_SHIFT;
-	for (uint32_t i = 0; i < bi->mmap_count; i++) {
-		const struct boot_mem_region *r = &bi->mmap[i];
-		if (r->type != BOOT_MEM_RECLAIMABLE && r->type != BOOT_MEM_BOOTINFO)
-			continue;
-		uint64_t p0 = r->base >> PAGE_SHIFT, p1 = p0 + r->pages;
-		if (carve_type != BOOT_MEM_RECLAIMABLE || keep1 <= p0 || keep0 >= p1) {
-			mmk.reclaimed_pages += fa_free_range(&mmk.fa, p0, r->pages);
-			continue;
-		}
-		if (keep0 > p0)
-			mmk.reclaimed_pages += fa_free_range(&mmk.fa, p0, keep0 - p0);
-		if (p1 > keep1)
-			mmk.reclaimed_pages += fa_free_range(&mmk.fa, keep1, p1 - keep1);
-	}
-	fa_boot_reclaimed(&mmk.fa);     /* and what comes online later is free */
 	if (vregion_init(&mmk.heap, &mmk.fa, &mmk.pt, MM_HEAP_BASE, MM_HEAP_SIZE))
 		klog("mm: heap window set-up failed");
 	fa_add_oom_notifier(&mmk.fa, online_on_oom, NULL);
@@ -473,14 +460,50 @@ static int mm_boot_init(void)
 	 * path to ready. */
 	struct mm_stats st = { .total = mmk.fa.total, .free = fa_free_pages(&mmk.fa),
 	                       .blocks_free = fa_free_blocks(&mmk.fa) };
-	klog("mm: %llu MiB managed, %llu MiB free (%llu free 2 MiB blocks), %llu MiB reclaimed from boot, "
+	klog("mm: %llu MiB managed, %llu MiB free (%llu free 2 MiB blocks), "
 	     "metadata %llu KiB, page tables %llu KiB (%llu of %llu KiB carved from %s memory), ready in %llu us",
 	     (unsigned long long)(st.total >> 8), (unsigned long long)(st.free >> 8),
-	     (unsigned long long)st.blocks_free, (unsigned long long)(mmk.reclaimed_pages >> 8),
+	     (unsigned long long)st.blocks_free,
 	     (unsigned long long)(mmk.meta_pages * 4), (unsigned long long)(mmk.table_pages * 4),
-	     (unsigned long long)((keep1 - keep0) * 4), (unsigned long long)(carve >> 10),
+	     (unsigned long long)((boot_bump.next - carve_pa) >> 10), (unsigned long long)(carve >> 10),
 	     carve_type == BOOT_MEM_RECLAIMABLE ? "boot-services" : "free",
 	     (unsigned long long)(mmk.init_ns / 1000));
 	return 0;
 }
 INITCALL(INIT_MM, mm_boot_init);
+
+/* Nothing uses the loader's tables, stack or boot-services memory once the
+ * kernel runs on its own tables, except what the carve took of it: all of it
+ * is free memory the host already backs. It is handed back by the first late
+ * initcall rather than on the way to ready: nothing before it allocates a
+ * frame (the LAPIC mapping comes from the carve, the anonymous window waits
+ * for its first user), so the drivers' buffers, the first allocations, come
+ * from it and not from memory the host must first populate (a first write to
+ * such a page costs ~10 us under TCG). What comes online later is free from
+ * the start (fa_boot_reclaimed). */
+static int mm_reclaim_boot(void)
+{
+	const struct boot_info *bi = boot_info_get();
+	if (!mmk.ready)
+		return 0;
+	uint64_t t0 = clock_ns();
+	for (uint32_t i = 0; i < bi->mmap_count; i++) {
+		const struct boot_mem_region *r = &bi->mmap[i];
+		if (r->type != BOOT_MEM_RECLAIMABLE && r->type != BOOT_MEM_BOOTINFO)
+			continue;
+		uint64_t p0 = r->base >> PAGE_SHIFT, p1 = p0 + r->pages;
+		if (boot_keep.p1 <= p0 || boot_keep.p0 >= p1) {
+			mmk.reclaimed_pages += fa_free_range(&mmk.fa, p0, r->pages);
+			continue;
+		}
+		if (boot_keep.p0 > p0)
+			mmk.reclaimed_pages += fa_free_range(&mmk.fa, p0, boot_keep.p0 - p0);
+		if (p1 > boot_keep.p1)
+			mmk.reclaimed_pages += fa_free_range(&mmk.fa, boot_keep.p1, p1 - boot_keep.p1);
+	}
+	fa_boot_reclaimed(&mmk.fa);
+	klog("mm: %llu MiB of boot memory reclaimed in %llu us",
+	     (unsigned long long)(mmk.reclaimed_pages >> 8), (unsigned long long)((clock_ns() - t0) / 1000));
+	return 0;
+}
+INITCALL(INIT_PLATFORM, mm_reclaim_boot);

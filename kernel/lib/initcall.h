@@ -21,7 +21,7 @@
 enum {
 	INIT_MM       = 1,  /* frame allocator, page tables, heap */
 	INIT_ARCH     = 2,  /* the local APIC timer */
-	INIT_PLATFORM = 3,  /* late: interrupt lines (I/O APIC) */
+	INIT_PLATFORM = 3,  /* late: boot memory handed back, interrupt lines */
 	INIT_BUS      = 4,  /* late: PCI */
 	INIT_DRIVER   = 5,  /* late: virtio devices, the console's interrupt */
 	INIT_APP      = 6,  /* late: the appliance workload */
