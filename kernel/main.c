@@ -8,9 +8,10 @@
  * is ready - a workload can run, allocate, keep time and print. Then the
  * late initcalls hand the firmware's memory back and bring up what talks to
  * the host (interrupt lines, the PCI scan, the drivers) and the application,
- * and the clock's background checks are read. Two lines say how long each part took, `boot: kernel ready` and
- * `boot: ready` (everything up); then it either runs the self-tests and
- * powers off, or serves the console and the pollers forever.
+ * and the clock's background checks are read. Two lines say how long each
+ * part took, `boot: kernel ready` and `boot: ready` (everything up); then it
+ * either runs the self-tests and powers off, or serves the console and the
+ * pollers forever.
  */
 #include <stdio.h>
 #include <string.h>
@@ -186,19 +187,18 @@ void kmain(const struct boot_info *bi_loader)
 	run_levels(INIT_MM, INIT_LATE_FIRST - 1, boot_slow);
 	uint64_t tsc_kernel_ready = rdtsc(), late_t0 = clock_ns();
 	run_levels(INIT_LATE_FIRST, INIT_LATE_LAST, late_slow);
-	uint64_t tsc_ready = rdtsc(), late_ns = clock_ns() - late_t0;
-
 	/* The clock's checks, which ran in the background during set-up; the
 	 * lines below use the confirmed rate. */
 	time_confirm();
 	lapic_timer_calibrate();
+	uint64_t tsc_ready = rdtsc(), late_ns = clock_ns() - late_t0;
 	irq_enable();
 	uint64_t exit_boot = bi->tsc_exit_boot;
 	kprintf("boot: kernel ready %lu us after ExitBootServices (loader ran %lu us); slowest set-up:",
 	        tsc_us(tsc_kernel_ready - exit_boot),
 	        exit_boot > bi->tsc_loader_entry ? tsc_us(exit_boot - bi->tsc_loader_entry) : 0);
 	print_slowest(boot_slow);
-	kprintf("boot: ready %lu us after ExitBootServices (late set-up %lu us); slowest:",
+	kprintf("boot: ready %lu us after ExitBootServices (late set-up and clock check %lu us); slowest:",
 	        tsc_us(tsc_ready - exit_boot), late_ns / 1000);
 	print_slowest(late_slow);
 
