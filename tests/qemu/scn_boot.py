@@ -131,7 +131,13 @@ def interactive_console(ctx):
     with ctx.vm(mem_mb=512) as vm:
         m, _, _ = vm.wait_for(r"memory: (\d+) MiB usable", 120)
         check(400 < int(m.group(1)) <= 512, f"{m.group(1)} MiB usable of a 512 MiB guest")
-        _, idx, _ = vm.wait_for(r"boot: ready", 30)
+        # Both milestones, in order, each naming its slowest steps: kernel
+        # ready (mm among them) before everything up (the balloon's driver).
+        k, _, _ = vm.wait_for(r"boot: kernel ready (\d+) us after ExitBootServices .*slowest set-up: (.*)", 30)
+        r, idx, _ = vm.wait_for(r"boot: ready (\d+) us after ExitBootServices .*slowest: (.*)", 30)
+        check(0 < int(k.group(1)) < int(r.group(1)), f"kernel ready {k.group(1)} us, ready {r.group(1)} us")
+        check("mm_boot_init" in k.group(2) and "virtio_balloon_init" in r.group(2),
+              f"slowest steps: '{k.group(2)}' / '{r.group(2)}'")
         vm.send("uptime")
         vm.wait_for(r"up \d+\.\d+ s, \d+ timer ticks, \d+ wake-ups", 20, start=idx)
         vm.send("frobnicate")
