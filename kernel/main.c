@@ -109,6 +109,7 @@ static uint64_t tsc_us(uint64_t ticks)
 	return (uint64_t)(((unsigned __int128)ticks * 1000000u) / time_tsc_hz());
 }
 
+static uint64_t lapic_pa;
 static volatile void *lapic_regs;      /* mapped in kmain, attached by lapic_initcall */
 
 /*
@@ -183,7 +184,8 @@ void kmain(const struct boot_info *bi_loader)
 	/* Mapped before mm is up: mm then builds the mapping from its boot
 	 * memory, and nothing on the way to ready allocates a frame (the first
 	 * allocation's code costs ~0.4 ms under TCG, better paid after ready). */
-	lapic_regs = mmio_map(lapic_enable(), 4096);
+	lapic_pa = lapic_enable();
+	lapic_regs = mmio_map(lapic_pa, 4096);
 	run_levels(INIT_MM, INIT_LATE_FIRST - 1, boot_slow);
 	uint64_t tsc_kernel_ready = rdtsc(), late_t0 = clock_ns();
 	run_levels(INIT_LATE_FIRST, INIT_LATE_LAST, late_slow);
@@ -216,6 +218,8 @@ void kmain(const struct boot_info *bi_loader)
  * line says so). */
 static int lapic_initcall(void)
 {
+	if (!lapic_regs)        /* beyond what the loader mapped: now, with mm */
+		lapic_regs = mmio_map(lapic_pa, 4096);
 	int rc = lapic_attach(lapic_regs);
 	if (rc)
 		klog("lapic: registers cannot be mapped: no interrupts, the work loop polls");
