@@ -458,12 +458,10 @@ static int mm_boot_init(void)
 
 	/* Counters, not fa_stats' walk over every block: this line is on the
 	 * path to ready. */
-	struct mm_stats st = { .total = mmk.fa.total, .free = fa_free_pages(&mmk.fa),
-	                       .blocks_free = fa_free_blocks(&mmk.fa) };
 	klog("mm: %llu MiB managed, %llu MiB free (%llu free 2 MiB blocks), "
 	     "metadata %llu KiB, page tables %llu KiB (%llu of %llu KiB carved from %s memory), ready in %llu us",
-	     (unsigned long long)(st.total >> 8), (unsigned long long)(st.free >> 8),
-	     (unsigned long long)st.blocks_free,
+	     (unsigned long long)(mmk.fa.total >> 8), (unsigned long long)(fa_free_pages(&mmk.fa) >> 8),
+	     (unsigned long long)fa_free_blocks(&mmk.fa),
 	     (unsigned long long)(mmk.meta_pages * 4), (unsigned long long)(mmk.table_pages * 4),
 	     (unsigned long long)((boot_bump.next - carve_pa) >> 10), (unsigned long long)(carve >> 10),
 	     carve_type == BOOT_MEM_RECLAIMABLE ? "boot-services" : "free",

@@ -77,30 +77,42 @@ static int walk(const struct pgtable *pt, uint64_t va, int target, int create, u
 	return MM_OK;
 }
 
-static int map_one(struct pgtable *pt, uint64_t va, uint64_t pa, uint64_t flags, int level)
+static inline uint64_t level_size(int level)
 {
-	uint64_t size = level == 3 ? PT_SIZE_1G : level == 2 ? PT_SIZE_2M : PT_SIZE_4K;
+	return level == 3 ? PT_SIZE_1G : level == 2 ? PT_SIZE_2M : PT_SIZE_4K;
+}
+
+static inline uint64_t leaf_entry(uint64_t pa, uint64_t flags, int level)
+{
+	return pa | (flags & ~(PTE_ADDR | PTE_PS)) | PTE_P | (level > 1 ? PTE_PS : 0);
+}
+
+/* Map one page of the level's size; *written (if asked) is its entry. */
+static int map_one(struct pgtable *pt, uint64_t va, uint64_t pa, uint64_t flags, int level,
+                   uint64_t **written)
+{
 	uint64_t *e;
-	if (!pt_canonical(va) || ((va | pa) & (size - 1)) || (pa & ~PTE_ADDR))
+	if (!pt_canonical(va) || ((va | pa) & (level_size(level) - 1)) || (pa & ~PTE_ADDR))
 		return MM_EINVAL;
 	int err = walk(pt, va, level, 1, &e);
 	if (err)
 		return err;
 	if (*e & PTE_P)
 		return MM_EEXIST;
-	flags &= ~(PTE_ADDR | PTE_PS);
-	*e = pa | flags | PTE_P | (level > 1 ? PTE_PS : 0);
+	*e = leaf_entry(pa, flags, level);
+	if (written)
+		*written = e;
 	return MM_OK;
 }
 
 int pt_map(struct pgtable *pt, uint64_t va, uint64_t pa, uint64_t flags)
 {
-	return map_one(pt, va, pa, flags, 1);
+	return map_one(pt, va, pa, flags, 1, NULL);
 }
 
 int pt_map_2m(struct pgtable *pt, uint64_t va, uint64_t pa, uint64_t flags)
 {
-	return map_one(pt, va, pa, flags, 2);
+	return map_one(pt, va, pa, flags, 2, NULL);
 }
 
 /* The page size pt_map_range uses at va: the largest allowed that fits. */
@@ -120,18 +132,15 @@ int pt_map_range(struct pgtable *pt, uint64_t va, uint64_t pa, uint64_t len,
 		return MM_EINVAL;
 	while (len) {
 		int level = range_level(va, pa, len, allow_2m);
-		uint64_t size = level == 3 ? PT_SIZE_1G : level == 2 ? PT_SIZE_2M : PT_SIZE_4K;
-		int err = map_one(pt, va, pa, flags, level);
+		uint64_t size = level_size(level), *e;
+		int err = map_one(pt, va, pa, flags, level, &e);
 		if (err)
 			return err;
 		/* The following entries of the same table, while the same page
 		 * size is the one to use: written in place, not walked to from
 		 * the root one by one (a 1 GiB guest's direct map is 500 such
 		 * 2 MiB entries; each walk cost ~1 us under TCG). */
-		uint64_t *e;
 		unsigned idx = index_at(va, level);
-		if (walk(pt, va, level, 0, &e) != MM_OK)
-			return MM_EINVAL;   /* cannot be: map_one just wrote it */
 		for (;;) {
 			va += size;
 			pa += size;
@@ -142,7 +151,7 @@ int pt_map_range(struct pgtable *pt, uint64_t va, uint64_t pa, uint64_t len,
 				return MM_EINVAL;
 			if (*++e & PTE_P)
 				return MM_EEXIST;
-			*e = pa | (flags & ~(PTE_ADDR | PTE_PS)) | PTE_P | (level > 1 ? PTE_PS : 0);
+			*e = leaf_entry(pa, flags, level);
 		}
 	}
 	return MM_OK;
